@@ -1,0 +1,11 @@
+// Public surface of @vulnsub/shared: what the poller, the flusher, the
+// simulators and the scripts may import.
+export * from "./config.ts";
+export * from "./errors.ts";
+export * from "./finding.ts";
+export * from "./grpc-service.ts";
+export * from "./job.ts";
+export * from "./logger.ts";
+export * from "./redis-keys.ts";
+export * as ingestProto from "./gen/vulnsub/v1/ingest_pb.ts";
+export * as healthProto from "./gen/grpc/health/v1/health_pb.ts";

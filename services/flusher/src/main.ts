@@ -1,0 +1,1 @@
+console.log("flusher main", process.argv.slice(2))
