@@ -76,3 +76,51 @@ export interface VendorRequest {
   /** Short label for logs and metrics: "detections", "export.status". */
   operation: string;
 }
+
+/**
+ * What VendorHttp needs to know about one vendor's wire protocol. Each
+ * adapter module exports one (qualysProfile, rapid7Profile, tenableProfile).
+ */
+export interface VendorProfile {
+  readonly vendor: "qualys" | "rapid7" | "tenable";
+  /** Headers that authenticate every request (Basic, X-Api-Key, ...). */
+  authHeaders(credentials: VendorCredentials): Record<string, string>;
+  /** Headers sent on every request besides auth (X-Requested-With, ...). */
+  readonly staticHeaders: Readonly<Record<string, string>>;
+  /**
+   * Reads a throttling answer: Tenable 429 + retry-after, Qualys 409 with
+   * SIMPLE_RETURN 1960/1965. `body` is the response text (the caller reads
+   * at most 64 KiB of it, only for 409 and 429). Returns null when the
+   * response is not a throttle signal.
+   */
+  parseThrottle(response: Response, body: string, now: Date): ThrottleSignal | null;
+  /**
+   * Budget the vendor advertises in response headers (Qualys
+   * X-RateLimit-Limit and X-RateLimit-Window-Sec), or null.
+   */
+  parseAdvertisedLimit(response: Response): AdvertisedLimit | null;
+  /**
+   * Concurrent calls the vendor allows (Qualys X-Concurrency-Limit-Limit),
+   * or null when the vendor advertises none.
+   */
+  parseConcurrencyLimit(response: Response): number | null;
+}
+
+export type VendorCredentials =
+  | { vendor: "qualys"; username: string; password: string }
+  | { vendor: "rapid7"; apiKey: string }
+  | { vendor: "tenable"; accessKey: string; secretKey: string };
+
+export interface ThrottleSignal {
+  /** "rate": wait `waitMs` then retry; "concurrency": wait for a slot. */
+  kind: "rate" | "concurrency";
+  /** How long every poller of the account must wait, in milliseconds. */
+  waitMs: number;
+  /** Short reason for logs: "qualys 1965", "http 429". */
+  reason: string;
+}
+
+export interface AdvertisedLimit {
+  requests: number;
+  windowMs: number;
+}
