@@ -21,6 +21,7 @@ export type ErrorCode =
   | "journal_fsync_failed"
   | "journal_corrupt"
   | "state_file_invalid"
+  | "state_write_failed"
   | "flusher_unavailable"
   | "aborted";
 

@@ -1,0 +1,150 @@
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import {
+  AbortedError,
+  createRateLimiter,
+  createRedisClient,
+  createRedisKeys,
+  isRedisUnavailableError,
+  parseJobRef,
+} from "../src/index.ts";
+import {
+  type OwnRedis,
+  createMemoryLogger,
+  createTempDir,
+  eventsOf,
+  killFixtures,
+  maxInWindow,
+  readRecords,
+  spawnFixture,
+  startOwnRedis,
+  uniquePrefix,
+  waitFor,
+} from "./helpers.ts";
+
+const job = parseJobRef("tenable", "default");
+let own: OwnRedis;
+
+beforeAll(async () => {
+  own = await startOwnRedis();
+});
+afterEach(async () => {
+  await killFixtures();
+  await own.start();
+});
+afterAll(async () => {
+  await own.kill();
+});
+
+interface PermitRecord {
+  kind: "permit";
+  child: string;
+  grantedAtUs: number;
+}
+
+describe("redis outage", () => {
+  test("no permit while down, resumes after restart", async () => {
+    const keys = createRedisKeys(uniquePrefix("outage"));
+    const dir = createTempDir("outage");
+    const requests = 10;
+    const windowMs = 1000;
+    const marginMs = 50;
+    const files = Array.from({ length: 4 }, (_, index) => join(dir, `c${index}.jsonl`));
+    const children = files.map((outFile, index) =>
+      spawnFixture("limiter-child", {
+        name: `c${index}`,
+        redisUrl: own.url,
+        prefix: keys.prefix,
+        requests,
+        windowMs,
+        marginMs,
+        runUntilMs: Date.now() + 30_000,
+        outFile,
+      }),
+    );
+    const permitsOf = (file: string) => readRecords<PermitRecord>(file);
+    const all = () => files.flatMap(permitsOf);
+    await waitFor(() => all().length >= 15, 15_000, "permits before the outage");
+
+    await own.kill();
+    const downAtMs = Date.now();
+    await Bun.sleep(2500);
+    const countWhileDown = all().length;
+    await Bun.sleep(500);
+    await own.start();
+    const upAtMs = Date.now();
+    await waitFor(
+      () => files.every((file) => permitsOf(file).some((p) => p.grantedAtUs / 1000 > upAtMs)),
+      15_000,
+      "every child to get a permit after the restart",
+    );
+    for (const child of children) child.kill("SIGKILL");
+    const permits = all();
+    // Redis TIME and Date.now() read the same host clock.
+    const grantedWhileDown = permits.filter(
+      (p) => p.grantedAtUs / 1000 >= downAtMs && p.grantedAtUs / 1000 <= upAtMs,
+    );
+    const timesUs = permits.map((p) => p.grantedAtUs);
+
+    expect(grantedWhileDown).toEqual([]);
+    expect(all().length).toBeGreaterThan(countWhileDown);
+    expect(maxInWindow(timesUs, (windowMs + marginMs) * 1000)).toBeLessThanOrEqual(requests);
+  }, 60_000);
+
+  test("acquire waits, logs once, and resumes", async () => {
+    const keys = createRedisKeys(uniquePrefix("outage-log"));
+    const { logger, lines } = createMemoryLogger();
+    const redis = createRedisClient({ url: own.url, logger });
+    const limiter = createRateLimiter({
+      redis, keys, job, requests: 100, windowMs: 1000, logger,
+    });
+    await limiter.acquire();
+    await own.kill();
+    await waitFor(() => !redis.isReady(), 5000, "the client to notice");
+
+    const stalled = limiter.acquire(AbortSignal.timeout(1500));
+    await expect(stalled).rejects.toBeInstanceOf(AbortedError);
+    const resumed = limiter.acquire(AbortSignal.timeout(20_000));
+    await Bun.sleep(1000);
+    await own.start();
+    const permit = await resumed;
+    await waitFor(() => redis.isReady(), 5000, "the client to reconnect");
+    redis.disconnect();
+
+    expect(permit.waitedMs).toBeGreaterThan(900);
+    expect(eventsOf(lines, "redis.unavailable")).toHaveLength(1);
+    expect(eventsOf(lines, "redis.disconnected")).toHaveLength(1);
+    expect(eventsOf(lines, "redis.reconnected")).toHaveLength(1);
+  }, 30_000);
+
+  test("commands fail fast while redis is down", async () => {
+    const { logger } = createMemoryLogger();
+    const redis = createRedisClient({ url: own.url, logger });
+    await waitFor(() => redis.isReady(), 5000, "the client to connect");
+    await own.kill();
+    await waitFor(() => !redis.isReady(), 5000, "the client to notice");
+    const error = await redis.get("any").catch((caught: unknown) => caught);
+    redis.disconnect();
+
+    expect(error).toBeInstanceOf(Error);
+    expect(isRedisUnavailableError(error)).toBe(true);
+  });
+});
+
+describe("isRedisUnavailableError", () => {
+  const replyError = (message: string) =>
+    Object.assign(new Error(message), { name: "ReplyError" });
+
+  test.each([
+    ["connection closed", new Error("Connection is closed."), true],
+    ["offline queue off", new Error("Stream isn't writeable and enableOfflineQueue options is false"), true],
+    ["command timeout", new Error("Command timed out"), true],
+    ["refused", Object.assign(new Error("connect"), { code: "ECONNREFUSED" }), true],
+    ["loading", replyError("LOADING Redis is loading the dataset in memory"), true],
+    ["wrong type", replyError("WRONGTYPE Operation against a key"), false],
+    ["script error", replyError("ERR user_script:1: bad"), false],
+    ["not an error", "Connection is closed.", false],
+  ])("%s", (_name, error, expected) => {
+    expect(isRedisUnavailableError(error)).toBe(expected);
+  });
+});

@@ -1,0 +1,216 @@
+import type {
+  sendUnaryData,
+  ServerDuplexStream,
+  ServerUnaryCall,
+  UntypedServiceImplementation,
+} from "@grpc/grpc-js";
+import {
+  errorFields,
+  jobId,
+  parseJobRef,
+  VulnsubError,
+  type ingestProto,
+  type Logger,
+} from "@vulnsub/shared";
+import type { BatchCommitter, BatchResult } from "./batch-committer.ts";
+import { prepareBatch } from "./batch-validator.ts";
+import type { FlusherMetrics } from "./flusher-metrics.ts";
+import { statusName, toGrpcStatus } from "./grpc-status.ts";
+
+type PageBatch = ingestProto.PageBatch;
+type Ack = Partial<ingestProto.Ack>;
+type StreamCall = ServerDuplexStream<PageBatch, Ack>;
+
+export interface IngestServiceOptions {
+  /** Returns the committer once recovery is done, null before. */
+  committer: () => BatchCommitter | null;
+  maxRecordBytes: number;
+  metrics: FlusherMetrics;
+  logger: Logger;
+}
+
+export interface IngestService {
+  implementation: UntypedServiceImplementation;
+  /**
+   * Stops taking batches, waits for the acks of those already taken, then
+   * ends every open stream with UNAVAILABLE. Calls the flusher makes
+   * after this are rejected the same way.
+   */
+  close(): Promise<void>;
+}
+
+// A stream that has this many batches waiting for their acks is paused
+// until half of them are acked, so one poller cannot queue without bound.
+const MAX_UNACKED_BATCHES = 64;
+
+export function createIngestService(
+  options: IngestServiceOptions,
+): IngestService {
+  const sessions = new Set<StreamSession>();
+  let closing = false;
+
+  const unavailable = () =>
+    closing
+      ? new VulnsubError("flusher_unavailable", "flusher is shutting down")
+      : new VulnsubError(
+          "flusher_unavailable",
+          "flusher is recovering the findings log; retry when its health " +
+            "status is SERVING",
+        );
+
+  const stream = (call: StreamCall) => {
+    const session = new StreamSession(call, options);
+    if (closing || !options.committer()) {
+      session.stop(unavailable());
+      return;
+    }
+    sessions.add(session);
+    void session.done.then(() => sessions.delete(session));
+  };
+
+  const getJobState = async (
+    call: ServerUnaryCall<ingestProto.GetJobStateRequest, unknown>,
+    callback: sendUnaryData<Partial<ingestProto.JobState>>,
+  ) => {
+    try {
+      const committer = options.committer();
+      if (closing || !committer) throw unavailable();
+      const job = call.request.job;
+      if (!job) throw new VulnsubError("job_invalid", "job: missing");
+      const id = jobId(parseJobRef(job.vendor, job.source));
+      const state = await committer.getJobState(id, call.request.fencingToken);
+      callback(null, state);
+    } catch (error) {
+      const grpcStatus = toGrpcStatus(error);
+      options.metrics.batchesRejected.inc({ code: statusName(grpcStatus.code) });
+      callback(grpcStatus);
+    }
+  };
+
+  return {
+    implementation: { stream, getJobState } as UntypedServiceImplementation,
+    async close() {
+      closing = true;
+      await Promise.all(
+        [...sessions].map((session) => session.stop(unavailable())),
+      );
+    },
+  };
+}
+
+/** One Stream call: batches in, acks out in the same order. */
+class StreamSession {
+  readonly done: Promise<void>;
+  #call: StreamCall;
+  #options: IngestServiceOptions;
+  #expectedSeq = 1n;
+  #taking = true;
+  #finished = false;
+  #paused = false;
+  #unacked = 0;
+  #chain: Promise<void> = Promise.resolve();
+  #markDone!: () => void;
+
+  constructor(call: StreamCall, options: IngestServiceOptions) {
+    this.#call = call;
+    this.#options = options;
+    this.done = new Promise((resolve) => {
+      this.#markDone = resolve;
+    });
+    call.on("data", (batch: PageBatch) => this.#receive(batch));
+    call.on("end", () => this.#then(() => this.#finish(null)));
+    call.on("cancelled", () => this.#abandon());
+    call.on("close", () => this.#abandon());
+  }
+
+  /** Takes no more batches and ends the call with `error` after the
+   * acks already owed. */
+  stop(error: VulnsubError): Promise<void> {
+    this.#taking = false;
+    this.#then(() => this.#finish(error));
+    return this.done;
+  }
+
+  #receive(batch: PageBatch): void {
+    if (!this.#taking) return;
+    const receivedMs = performance.now();
+    let result: Promise<BatchResult>;
+    try {
+      const committer = this.#options.committer();
+      if (!committer) throw new VulnsubError("flusher_unavailable", "flusher is not ready");
+      const prepared = prepareBatch(
+        batch,
+        this.#expectedSeq,
+        this.#options.maxRecordBytes,
+      );
+      this.#expectedSeq++;
+      result = committer.submit(prepared);
+    } catch (error) {
+      this.#taking = false;
+      result = Promise.reject(error);
+    }
+    // The chain handles the rejection; this only marks it as observed.
+    result.catch(() => undefined);
+
+    this.#unacked++;
+    if (this.#unacked >= MAX_UNACKED_BATCHES && !this.#paused) {
+      this.#paused = true;
+      this.#call.pause();
+    }
+    this.#then(() => this.#deliver(result, receivedMs));
+  }
+
+  async #deliver(result: Promise<BatchResult>, receivedMs: number) {
+    try {
+      const ack = await result;
+      if (this.#finished) return;
+      this.#call.write({
+        seq: ack.seq,
+        written: ack.written,
+        duplicates: ack.duplicates,
+        cursor: ack.cursor,
+      });
+      this.#options.metrics.ackLatencySeconds.observe(
+        (performance.now() - receivedMs) / 1000,
+      );
+    } catch (error) {
+      this.#taking = false;
+      this.#finish(error);
+    } finally {
+      this.#unacked--;
+      if (this.#paused && this.#unacked <= MAX_UNACKED_BATCHES / 2) {
+        this.#paused = false;
+        this.#call.resume();
+      }
+    }
+  }
+
+  #then(step: () => void | Promise<void>): void {
+    this.#chain = this.#chain.then(step);
+  }
+
+  #finish(error: unknown): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#taking = false;
+    if (error === null) {
+      this.#call.end();
+    } else {
+      const grpcStatus = toGrpcStatus(error);
+      const code = statusName(grpcStatus.code);
+      this.#options.metrics.batchesRejected.inc({ code });
+      this.#options.logger.warn(
+        { event: "stream.rejected", grpcCode: code, ...errorFields(error) },
+        grpcStatus.details,
+      );
+      this.#call.emit("error", grpcStatus);
+    }
+    this.#markDone();
+  }
+
+  #abandon(): void {
+    this.#taking = false;
+    this.#finished = true;
+    this.#markDone();
+  }
+}

@@ -1,0 +1,115 @@
+import { existsSync } from "node:fs";
+import {
+  createJobLock,
+  createPauseGate,
+  createRateLimiter,
+  createRedisClient,
+  createSemaphore,
+  createVendorGate,
+  jobId,
+  type Logger,
+  type RedisKeys,
+} from "@vulnsub/shared";
+import type { AdvertisedLimit } from "./adapter.ts";
+import type { PollerConfig } from "./config.ts";
+import type { JobLockLike } from "./poll-loop.ts";
+import type { PollerMetrics } from "./poller-metrics.ts";
+import type { VendorGateLike } from "./vendor-http.ts";
+
+/**
+ * Lease length of a concurrency slot without renewal. The semaphore renews
+ * held leases, so this only bounds how long a killed poller keeps a slot.
+ */
+const SLOT_LEASE_MS = 30_000;
+
+/**
+ * Everything the poller shares with other pollers through Redis: the rate
+ * limit, the vendor pause, the concurrency slots and the fencing tokens of
+ * the job lock.
+ */
+export function createCoordination(options: {
+  config: PollerConfig;
+  keys: RedisKeys;
+  logger: Logger;
+  metrics: PollerMetrics;
+}) {
+  const { config, keys, logger, metrics } = options;
+  const { job } = config;
+  const redis = createRedisClient({
+    url: config.redisUrl,
+    logger,
+    name: `vulnsub-poller-${job.vendor}-${job.source}`,
+  });
+  metrics.setRedisUp(false);
+  redis.on("ready", () => metrics.setRedisUp(true));
+  redis.on("close", () => metrics.setRedisUp(false));
+
+  const rateLimiter = createRateLimiter({
+    redis,
+    keys,
+    job,
+    requests: config.rateLimit.requests,
+    windowMs: config.rateLimit.windowMs,
+    logger,
+  });
+  const pauseGate = createPauseGate({ redis, keys, job, logger });
+  const semaphore =
+    config.maxConcurrentRequests > 0
+      ? createSemaphore({
+          redis,
+          keys,
+          job,
+          name: "requests",
+          limit: config.maxConcurrentRequests,
+          leaseMs: SLOT_LEASE_MS,
+          logger,
+        })
+      : null;
+  const vendorGate = createVendorGate({ rateLimiter, pauseGate, semaphore, logger });
+  const jobLock = createJobLock({
+    stateDir: config.stateDir,
+    job,
+    staleMs: config.lockStaleMs,
+    redis,
+    keys,
+    logger,
+  });
+
+  const gate: VendorGateLike = {
+    acquire: (signal) => vendorGate.acquire(signal),
+    pauseFor: (ms, reason) => pauseGate.pauseFor(ms, reason),
+  };
+
+  // The lock directory exists while another process holds the lock or
+  // after one died holding it, so acquiring past it is a takeover.
+  const lock: JobLockLike = {
+    async acquire(signal) {
+      const contended = existsSync(`${jobLock.path}.lock`);
+      const handle = await jobLock.acquire(signal);
+      if (contended) {
+        metrics.takeover();
+        logger.info(
+          { event: "lock.taken_over", job: jobId(job) },
+          "took over the job lock from another poller",
+        );
+      }
+      return handle;
+    },
+  };
+
+  return {
+    gate,
+    lock,
+    onAdvertisedLimit: (limit: AdvertisedLimit) =>
+      rateLimiter.setAdvertisedLimit({
+        requests: limit.requests,
+        windowMs: limit.windowMs,
+      }),
+    // The vendor's own limit caps ours; the configured one may be lower.
+    onConcurrencyLimit: (limit: number) =>
+      semaphore?.setLimit(Math.min(limit, config.maxConcurrentRequests)),
+    async close() {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

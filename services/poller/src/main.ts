@@ -1,0 +1,184 @@
+// Entry point: `bun run services/poller --vendor qualys|rapid7|tenable
+// [--source NAME] [--once] [--help]`. Loads the config, wires Redis, the
+// job lock, the flusher client and the vendor adapter into the poll loop,
+// and stops gracefully on SIGTERM or SIGINT (a second signal exits at once).
+import {
+  ConfigError,
+  createLogger,
+  createRedisKeys,
+  errorFields,
+  jobId,
+  type Logger,
+} from "@vulnsub/shared";
+import { vendorRegistry, type VendorRegistry } from "./adapters/index.ts";
+import {
+  formatPollerHelp,
+  loadPollerConfig,
+  type PollerConfig,
+} from "./config.ts";
+import { createFlusherClient } from "./flusher-connection.ts";
+import { createPollLoop } from "./poll-loop.ts";
+import {
+  assessHealth,
+  createPollerMetrics,
+  startPollerMetricsServer,
+} from "./poller-metrics.ts";
+import { createCoordination } from "./coordination.ts";
+import { describeUrl } from "./vendor-http-body.ts";
+import { createVendorHttp } from "./vendor-http.ts";
+
+export interface RunPollerOptions {
+  argv: readonly string[];
+  env: Readonly<Record<string, string | undefined>>;
+  /** Vendor adapters; tests substitute a fake one. */
+  registry?: VendorRegistry;
+}
+
+/** Exit status: 0 after a stop or `--once`, 1 on failure, 2 on bad config. */
+export async function runPoller(options: RunPollerOptions): Promise<number> {
+  const registry = options.registry ?? vendorRegistry;
+  let config: PollerConfig;
+  try {
+    const loaded = loadPollerConfig(registry, options.argv, options.env);
+    if (loaded.help || !loaded.config) {
+      console.log(formatPollerHelp(registry));
+      return 0;
+    }
+    config = loaded.config;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`${error.message}\n\nsee --help for every option`);
+    return 2;
+  }
+
+  const logger = createLogger({
+    service: "poller",
+    base: { vendor: config.job.vendor, source: config.job.source },
+  });
+  try {
+    return await runWithConfig(config, registry, logger);
+  } catch (error) {
+    logger.error(
+      { event: "poller.failed", ...errorFields(error) },
+      "poller failed",
+    );
+    return 1;
+  }
+}
+
+async function runWithConfig(
+  config: PollerConfig,
+  registry: VendorRegistry,
+  logger: Logger,
+): Promise<number> {
+  const { job } = config;
+  const entry = registry[job.vendor];
+  const metrics = createPollerMetrics(job);
+  const keys = createRedisKeys(config.redisKeyPrefix);
+  const coordination = createCoordination({ config, keys, logger, metrics });
+  const flusher = createFlusherClient(config.flusherAddress);
+  const adapter = entry.createAdapter({
+    baseUrl: config.baseUrl,
+    options: config.vendorOptions,
+  });
+
+  const loop = createPollLoop({
+    job,
+    adapter,
+    createHttp: (signal) =>
+      createVendorHttp({
+        profile: entry.profile,
+        baseUrl: config.baseUrl,
+        credentials: config.credentials,
+        gate: coordination.gate,
+        logger,
+        signal,
+        maxAttempts: config.requestMaxAttempts,
+        requestTimeoutMs: config.requestTimeoutMs,
+        onAdvertisedLimit: coordination.onAdvertisedLimit,
+        onConcurrencyLimit: coordination.onConcurrencyLimit,
+        onThrottle: metrics.throttled,
+        onRateLimitWaited: metrics.rateLimitWaited,
+        onAttempt: metrics.vendorAttempt,
+      }),
+    lock: coordination.lock,
+    flusher,
+    logger,
+    pollIntervalMs: config.pollIntervalMs,
+    maxUnackedBatches: config.maxUnackedBatches,
+    maxBatchRecords: config.maxBatchRecords,
+    backfillStart: config.backfillStart,
+    lookbackMs: config.lookbackMs,
+    once: config.once,
+    shutdownGraceMs: config.shutdownGraceMs,
+    observer: metrics.observer,
+  });
+
+  const server = config.metricsListen
+    ? startPollerMetricsServer({
+        listen: config.metricsListen,
+        registry: metrics.registry,
+        health: () =>
+          assessHealth(loop.status(), {
+            pollIntervalMs: config.pollIntervalMs,
+            staleFactor: config.healthStaleFactor,
+            now: new Date(),
+          }),
+      })
+    : null;
+
+  logger.info(
+    {
+      event: "poller.started",
+      job: jobId(job),
+      flusher: config.flusherAddress,
+      baseUrl: describeUrl(config.baseUrl),
+      metricsAddress: server?.address ?? null,
+      pollIntervalMs: config.pollIntervalMs,
+      rateLimitRpm: config.rateLimit.requests,
+      rateLimitWindowMs: config.rateLimit.windowMs,
+      once: config.once,
+    },
+    `polling ${jobId(job)} into flusher ${config.flusherAddress}`,
+  );
+  const removeSignalHandlers = handleSignals(loop.stop, logger);
+
+  try {
+    await loop.run();
+  } finally {
+    removeSignalHandlers();
+    flusher.close();
+    await coordination.close();
+    await server?.close();
+  }
+  logger.info({ event: "poller.stopped", job: jobId(job) }, "poller stopped");
+  return 0;
+}
+
+// The first SIGTERM or SIGINT stops gracefully; a second exits at once.
+function handleSignals(stop: () => void, logger: Logger): () => void {
+  let received = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    received++;
+    if (received > 1) {
+      logger.warn(
+        { event: "poller.stopped", signal, forced: true },
+        `second ${signal}: exiting without waiting`,
+      );
+      process.exit(1);
+    }
+    logger.info({ event: "signal.received", signal }, `received ${signal}`);
+    stop();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  return () => {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+  };
+}
+
+if (import.meta.main) {
+  const code = await runPoller({ argv: process.argv.slice(2), env: process.env });
+  process.exit(code);
+}
