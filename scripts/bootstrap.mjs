@@ -38,6 +38,8 @@ import { fileURLToPath } from "node:url";
 
 /** Bun version installed when none is on PATH; matches CI and bun.lock. */
 const BUN_VERSION = "1.3.5";
+/** Longest wait for npm or bun install, so a stalled registry fails. */
+const INSTALL_TIMEOUT_MS = 600_000;
 
 const rootDir = dirname(dirname(fileURLToPath(import.meta.url)));
 const toolsDir = join(rootDir, ".tools");
@@ -116,12 +118,12 @@ function installBun() {
       "--loglevel=error",
       `bun@${BUN_VERSION}`,
     ],
-    { stdio: ["ignore", 2, 2], shell: isWindows },
+    { stdio: ["ignore", 2, 2], shell: isWindows, timeout: INSTALL_TIMEOUT_MS },
   );
   if (npm.status !== 0) {
     rmSync(staging, { recursive: true, force: true });
     fail(
-      `npm install bun@${BUN_VERSION} failed (exit ${npm.status}); ` +
+      `npm install bun@${BUN_VERSION} failed (${describeResult(npm)}); ` +
         "install Bun yourself (https://bun.sh) and run this again",
     );
   }
@@ -206,7 +208,7 @@ function moveIntoPlace(staging) {
   }
 }
 
-/** Installs dependencies when node_modules is missing or older than bun.lock. */
+/** Runs bun install when node_modules is missing or older than bun.lock. */
 function ensureDependencies(bunPath, env) {
   const modulesDir = join(rootDir, "node_modules");
   const lockPath = join(rootDir, "bun.lock");
@@ -221,9 +223,10 @@ function ensureDependencies(bunPath, env) {
     cwd: rootDir,
     env,
     stdio: ["ignore", 2, 2],
+    timeout: INSTALL_TIMEOUT_MS,
   });
   if (install.status !== 0) {
-    fail(`bun install --frozen-lockfile failed (exit ${install.status})`);
+    fail(`bun install --frozen-lockfile failed (${describeResult(install)})`);
   }
   // bun install leaves node_modules untouched when nothing changed, so mark
   // it fresh; otherwise every run would install again.
@@ -251,6 +254,15 @@ function runBun(bunPath, args, env) {
     if (code !== null) process.exit(code);
     process.exit(128 + (signalNumber(signal) ?? 1));
   });
+}
+
+/** Describes how a spawnSync call ended: "exit 1", "timed out". */
+function describeResult(result) {
+  if (result.error?.code === "ETIMEDOUT") {
+    return `timed out after ${INSTALL_TIMEOUT_MS / 1000} s`;
+  }
+  if (result.error) return result.error.message;
+  return result.signal ? `signal ${result.signal}` : `exit ${result.status}`;
 }
 
 function signalNumber(signal) {

@@ -1,10 +1,11 @@
 // `bun run chaos [--seed N] [--kills N] [--short | --long] [--keep] [--plan]`
 //
-// Crash and fault suite: runs the flusher and the pollers (real child
-// processes) against the vendor simulators with a private redis-server,
-// SIGKILLs and restarts them at planned moments, SIGSTOPs lock holders,
-// restarts Redis and switches vendor faults on and off, then quiesces and
-// checks that nothing was lost, duplicated, invalid, over quota or leaked.
+// Crash and fault suite. It runs the flusher and the pollers (real child
+// processes) against the vendor simulators with a private redis-server.
+// It SIGKILLs and restarts them at planned moments, SIGSTOPs lock holders,
+// restarts Redis and switches vendor faults on and off. Then it quiesces
+// and checks that nothing was lost, duplicated, invalid, over quota or
+// leaked.
 // Exits 0 only when every check is 0, 1 when one is not or the run failed,
 // 2 on a bad argument, 130 when interrupted.
 import { rmSync } from "node:fs";
@@ -61,9 +62,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /**
- * The first SIGINT or SIGTERM ends the run early and still cleans up; a
- * second one a second or more later exits at once, and the exit handlers
- * SIGKILL every child process group and redis-server.
+ * Ends the run early on the first SIGINT or SIGTERM, still cleaning up. A
+ * second signal a second or more later exits at once, and the exit
+ * handlers SIGKILL every child process group and redis-server.
  */
 function handleSignals(controller: AbortController) {
   let firstAt = 0;

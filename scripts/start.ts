@@ -18,7 +18,7 @@ import {
   type OptionSpecs,
 } from "@vulnsub/shared";
 import { REPO_DIR } from "./lib/demo-stack.ts";
-import type { ServiceSpec } from "./lib/processes.ts";
+import { handleStopSignals, type ServiceSpec } from "./lib/processes.ts";
 import { planStart, type StartPlan } from "./lib/start-plan.ts";
 import { superviseService, type Supervisor } from "./lib/supervisor.ts";
 
@@ -142,10 +142,7 @@ async function main(argv: string[]) {
     ),
   );
 
-  let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
     logger.info(
       { event: "supervisor.stopping", signal },
       "stopping pollers, then the flusher",
@@ -157,11 +154,17 @@ async function main(argv: string[]) {
     logger.info({ event: "supervisor.stopped", signal }, "supervisor stopped");
     process.exit(0);
   };
-  process.on("SIGTERM", () => void stop("SIGTERM"));
-  process.on("SIGINT", () => void stop("SIGINT"));
+  handleStopSignals({
+    onStop: (signal) => void stop(signal),
+    onForce: (signal) =>
+      logger.warn(
+        { event: "supervisor.killed", signal },
+        "second signal: killing every process",
+      ),
+  });
 }
 
-/** Builds the spec of a child whose lines go to this process's stdout and stderr. */
+/** Builds a child spec that copies its lines to stdout and stderr. */
 function childSpec(
   name: string,
   args: string[],

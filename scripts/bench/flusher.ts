@@ -138,16 +138,18 @@ async function startFlusher(dir: string) {
     stdout: "pipe",
     stderr: "inherit",
   });
+  const reader = child.stdout.getReader();
   const decoder = new TextDecoder();
   let text = "";
-  for await (const chunk of child.stdout) {
-    text += decoder.decode(chunk, { stream: true });
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
     const match = /"event":"flusher.serving","address":"([^"]+)"/.exec(text);
     if (match) {
-      // Keep draining stdout so the child never blocks on a full pipe.
+      // Keep reading stdout so the child never blocks on a full pipe.
       void (async () => {
-        for await (const _ of child.stdout) {
-        }
+        while (!(await reader.read()).done) {}
       })();
       return { child, address: match[1] as string };
     }

@@ -7,7 +7,7 @@ import type { ChaosStep } from "./plan.ts";
 import type { ServiceSlot } from "./service-slot.ts";
 import type { ChaosStack } from "./stack.ts";
 
-/** What the run did, counted as it happened. */
+/** Counts of what the run did, updated as it happens. */
 export interface ChaosTally {
   /** SIGKILLs sent to the flusher or a poller. */
   kills: number;
@@ -130,9 +130,10 @@ async function killFlusherInRecovery(step: ChaosStep, context: StepContext) {
 }
 
 /**
- * Kills the holder of the vendor's job lock, at once or right when it
- * logs `trigger` (page.fetched, then after delayMs; batch.acked at once,
- * before the poller reads the next ack or saves anything).
+ * Kills the holder of the vendor's job lock, at once or when it logs
+ * `trigger`. After page.fetched the kill waits delayMs, so it lands in the
+ * next fetch or send. After batch.acked it is sent from the event handler,
+ * before the poller handles another ack.
  */
 async function killHolder(
   step: ChaosStep,

@@ -5,6 +5,7 @@
 import type { Vendor } from "@vulnsub/shared";
 import { NO_FAULTS } from "@vulnsub/simulators";
 import type { ChaosTally } from "./actions.ts";
+import { isCycleCompleted } from "./event-tracker.ts";
 import { faultSettingsFor } from "./fault-profiles.ts";
 import type { FaultPhase } from "./plan.ts";
 import type { ChaosStack } from "./stack.ts";
@@ -49,7 +50,7 @@ export function startBackground(
 
   const unsubscribe = stack.tracker.subscribe((tracked) => {
     const vendor = tracked.source.vendor;
-    if (stopped || !vendor || tracked.event.event !== "cycle.completed") return;
+    if (stopped || !vendor || !isCycleCompleted(tracked.event)) return;
     if (!isHolderRun(stack, vendor, tracked.source.name, tracked.source.run)) return;
     // Only after a completed cycle: every version served during an
     // unfinished cycle is served again, unchanged, by its retry.

@@ -34,6 +34,8 @@ export interface FaultFigures {
   byKind: Record<string, number>;
   /** Tenable chunks that expired before the poller fetched them. */
   chunksExpired: number;
+  /** Tenable exports the simulator made end in ERROR. */
+  exportsFailed: number;
 }
 
 export interface ChaosChecks {
@@ -90,19 +92,26 @@ export async function runChecks(input: ChaosCheckInput): Promise<ChaosChecks> {
 }
 
 function faultFigures(counters: ReadonlyMap<Vendor, SimulatorCounters>): FaultFigures {
-  const figures: FaultFigures = { total: 0, byKind: {}, chunksExpired: 0 };
+  const figures: FaultFigures = {
+    total: 0,
+    byKind: {},
+    chunksExpired: 0,
+    exportsFailed: 0,
+  };
   for (const [vendor, vendorCounters] of counters) {
     for (const [kind, count] of Object.entries(vendorCounters.faultsInjected)) {
       figures.byKind[`${vendor}.${kind}`] = count;
       figures.total += count;
     }
-    figures.chunksExpired += chunksExpired(vendorCounters);
+    figures.chunksExpired += exportCount(vendorCounters, "chunksExpired");
+    figures.exportsFailed += exportCount(vendorCounters, "markedToFail");
   }
   return figures;
 }
 
 /** Tenable's counters carry an `exports` block; the others do not. */
-function chunksExpired(counters: SimulatorCounters): number {
-  const exports = (counters as { exports?: { chunksExpired?: unknown } }).exports;
-  return typeof exports?.chunksExpired === "number" ? exports.chunksExpired : 0;
+function exportCount(counters: SimulatorCounters, name: string): number {
+  const exports = (counters as { exports?: Record<string, unknown> }).exports;
+  const value = exports?.[name];
+  return typeof value === "number" ? value : 0;
 }

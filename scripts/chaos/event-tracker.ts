@@ -29,7 +29,7 @@ export type EventListener = (tracked: TrackedEvent) => void;
 export interface EventTracker {
   /** Feeds one event read from a service's stdout. */
   record(source: RunRef, event: JsonEvent): void;
-  /** Marks a run as exited; a holder that exits holds nothing. */
+  /** Marks a run as exited, which ends any lock tenure it had. */
   recordExit(source: RunRef): void;
   /** Calls `listener` for every later event; returns the unsubscribe. */
   subscribe(listener: EventListener): () => void;
@@ -47,9 +47,23 @@ export interface EventTracker {
   holder(vendor: Vendor): LockHolder | undefined;
   /** lock.acquired events per vendor, restarts and takeovers included. */
   lockAcquisitions(vendor: Vendor): number;
+  /** Cycles the poll loop completed (see isCycleCompleted). */
+  cyclesCompleted(vendor: Vendor): number;
   /** Count of events by event name, over every process. */
   count(eventName: string): number;
   countFor(vendor: Vendor, eventName: string): number;
+  /** Count of events with this name whose `code` field is `code`. */
+  countWithCode(eventName: string, code: string): number;
+}
+
+/**
+ * True for the poll loop's cycle.completed, logged after the last batch of
+ * the cycle was acked. It carries durationMs; the Rapid7 adapter logs an
+ * event of the same name without it when its last page is fetched, before
+ * those acks.
+ */
+export function isCycleCompleted(event: JsonEvent): boolean {
+  return event.event === "cycle.completed" && typeof event.durationMs === "number";
 }
 
 export function createEventTracker(): EventTracker {
@@ -71,8 +85,10 @@ export function createEventTracker(): EventTracker {
     const tracked = { source, event, receivedAtMs: Date.now() };
     if (name) {
       bump(name);
+      if (typeof event.code === "string") bump(`${name}\u0000code\u0000${event.code}`);
       if (source.vendor) bump(`${source.vendor}\u0000${name}`);
     }
+    if (source.vendor && isCycleCompleted(event)) bump(`${source.vendor}\u0000cycles`);
     if (source.vendor && name === "lock.acquired") {
       acquisitions.set(source.vendor, (acquisitions.get(source.vendor) ?? 0) + 1);
       holders.set(source.vendor, {
@@ -114,7 +130,10 @@ export function createEventTracker(): EventTracker {
     waitFor,
     holder: (vendor) => holders.get(vendor),
     lockAcquisitions: (vendor) => acquisitions.get(vendor) ?? 0,
+    cyclesCompleted: (vendor) => counts.get(`${vendor}\u0000cycles`) ?? 0,
     count: (eventName) => counts.get(eventName) ?? 0,
     countFor: (vendor, eventName) => counts.get(`${vendor}\u0000${eventName}`) ?? 0,
+    countWithCode: (eventName, code) =>
+      counts.get(`${eventName}\u0000code\u0000${code}`) ?? 0,
   };
 }

@@ -49,20 +49,20 @@ export function faultSettingsFor(
     case "calm":
       return none;
     case "throttle-storm":
-      // 429 everywhere; Qualys answers 409 with code 1960 or 1965.
-      return { ...none, throttleRate: 0.35 };
+      // HTTP 429, except Qualys, which returns 409 with code 1960 or 1965.
+      return { ...none, throttleRate: 0.4 };
     case "server-errors":
-      return { ...none, serverErrorRate: 0.25 };
+      return { ...none, serverErrorRate: 0.35 };
     case "slow":
       return { ...none, slowRate: 0.4, slowMs };
     case "resets":
-      return { ...none, resetRate: 0.25 };
+      return { ...none, resetRate: 0.35 };
     case "truncated":
-      return { ...none, truncateRate: 0.25 };
+      return { ...none, truncateRate: 0.35 };
     case "malformed":
-      return { ...none, malformedRate: 0.25 };
+      return { ...none, malformedRate: 0.35 };
     case "export-errors":
-      return { ...none, exportErrorRate: 0.5 };
+      return { ...none, exportErrorRate: 0.6 };
     case "mixed":
       return {
         serverErrorRate: 0.05,

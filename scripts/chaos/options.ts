@@ -52,7 +52,7 @@ export const CHAOS_HELP = [
   "findings log: lost, duplicated, invalid, quota and secrets must be 0.",
   "",
   "  --seed N    seed of every random choice (default: drawn and printed)",
-  "  --kills N   SIGKILLs of the flusher and pollers (short 6, default 30,",
+  "  --kills N   SIGKILLs of the flusher and pollers (short 8, default 30,",
   "              long 200)",
   "  --short     small dataset, 2 pollers per vendor, a few minutes",
   "  --long      200 kills, 3 pollers per vendor, about 30 minutes",
@@ -74,7 +74,7 @@ export function presetOptions(mode: ChaosMode, seed: number): ChaosOptions {
     pollerRequestsPerWindow: 48,
     pollIntervalMs: 1_500,
     lockStaleMs: 4_000,
-    chunkTtlMs: 4_000,
+    chunkTtlMs: 2_500,
     requestTimeoutMs: 4_000,
     stepGapMs: { min: 2 * SECOND, max: 7 * SECOND },
     triggerTimeoutMs: 20 * SECOND,
@@ -85,11 +85,12 @@ export function presetOptions(mode: ChaosMode, seed: number): ChaosOptions {
     case "short":
       return {
         ...common,
-        kills: 6,
+        kills: 8,
         pollersPerVendor: 2,
-        assets: 60,
+        assets: 80,
         // Short phases, so every fault profile runs within a short run.
-        phaseMs: { min: 3 * SECOND, max: 5 * SECOND },
+        phaseMs: { min: 4 * SECOND, max: 6 * SECOND },
+        stepGapMs: { min: 3 * SECOND, max: 8 * SECOND },
         maxChaosMs: 150 * SECOND,
         quiesceTimeoutMs: 90 * SECOND,
       };
@@ -109,6 +110,7 @@ export function presetOptions(mode: ChaosMode, seed: number): ChaosOptions {
         kills: 200,
         pollersPerVendor: 3,
         assets: 200,
+        stepGapMs: { min: 1_500, max: 5 * SECOND },
         phaseMs: { min: 4 * SECOND, max: 12 * SECOND },
         maxChaosMs: 30 * MINUTE,
         quiesceTimeoutMs: 4 * MINUTE,
@@ -156,7 +158,7 @@ export function parseChaosArgs(
   return {
     ...options,
     kills: chosenKills,
-    // About 9 s per kill (gap, trigger wait, restart) with room to spare.
+    // 12 s per kill covers the gap, a trigger wait and the restart.
     maxChaosMs: Math.max(options.maxChaosMs, chosenKills * 12 * SECOND),
     keep,
     planOnly,

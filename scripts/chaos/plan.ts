@@ -67,7 +67,10 @@ export interface ChaosPlan {
   phases: FaultPhase[];
 }
 
-/** Kill kinds every run tries first, in a seeded order. */
+/**
+ * Kill kinds every run tries first, in a seeded order; after the first
+ * pass every kill kind is drawn with the same probability.
+ */
 const NAMED_KILLS: readonly StepKind[] = [
   "kill-holder-after-ack",
   "kill-holder-mid-page",
@@ -144,11 +147,12 @@ function drawSteps(random: Random, options: ChaosOptions): ChaosStep[] {
     ? PLAIN_KILLS
     : PLAIN_KILLS.filter((kind) => kind !== "kill-standby");
   const queue = [...shuffle(random, NAMED_KILLS), ...shuffle(random, plain)];
+  const anyKill = [...NAMED_KILLS, ...plain];
   const steps: ChaosStep[] = [];
   let kills = 0;
 
   while (kills < options.kills) {
-    let kind = queue.shift() ?? random.pick(plain);
+    let kind = queue.shift() ?? random.pick(anyKill);
     if (kind === "kill-flusher-in-recovery" && options.kills - kills < 2) {
       kind = "kill-flusher";
     }
@@ -158,10 +162,10 @@ function drawSteps(random: Random, options: ChaosOptions): ChaosStep[] {
 
     for (const extra of ["restart-redis", "pause-holder"] as const) {
       const missing = !steps.some((s) => s.kind === extra);
-      // The first two kills are followed by each extra, so short runs
-      // cover them too; later ones only at EXTRA_STEP_RATE.
-      const wanted = missing ? steps.length >= 2 : random.chance(EXTRA_STEP_RATE);
-      if (wanted) steps.push(drawStep(random, options, extra, steps.length));
+      // Each extra kind runs once after the second kill, so short runs
+      // cover it too. Later kills are followed by one at EXTRA_STEP_RATE.
+      const add = missing ? steps.length >= 2 : random.chance(EXTRA_STEP_RATE);
+      if (add) steps.push(drawStep(random, options, extra, steps.length));
     }
   }
   return steps;

@@ -4,11 +4,12 @@
 // during an unfinished cycle are then served again and logged, so the
 // ground truth and the log can be compared.
 import { VENDORS, type Vendor } from "@vulnsub/shared";
+import { isCycleCompleted } from "./event-tracker.ts";
 import type { ChaosStack } from "./stack.ts";
 
 export interface QuiesceResult {
   ok: boolean;
-  /** Why the stack did not quiesce, naming the vendors still waiting. */
+  /** Reason the stack did not quiesce, naming the vendors still waiting. */
   failure?: string;
   durationMs: number;
 }
@@ -30,9 +31,8 @@ export async function quiesce(
   const done = new Set<Vendor>();
   const unsubscribe = stack.tracker.subscribe((tracked) => {
     const vendor = tracked.source.vendor;
-    if (!vendor || tracked.event.event !== "cycle.completed") return;
-    const durationMs = Number(tracked.event.durationMs);
-    if (!Number.isFinite(durationMs)) return;
+    if (!vendor || !isCycleCompleted(tracked.event)) return;
+    const durationMs = tracked.event.durationMs as number;
     if (tracked.receivedAtMs - durationMs >= cleanFrom) done.add(vendor);
   });
 

@@ -81,7 +81,8 @@ function formatActivity(result: ChaosResult): string[] {
     `  takeovers   ${perVendor(result.takeovers)}`,
     `  redis       ${tally.redisRestarts} restarts`,
     `  sigstops    ${tally.sigstops} (holder logged lock.lost after SIGCONT: ` +
-      `${tally.pausedHoldersLost})`,
+      `${tally.pausedHoldersLost}; streams rejected for a stale fencing ` +
+      `token: ${result.staleTokenRejections})`,
     `  epochs      ${perVendor(tally.epochsAdvanced)}`,
     `  cycles      completed ${perVendor(result.cyclesCompleted)}; ` +
       `failed ${perVendor(result.cyclesFailed)}`,
@@ -95,7 +96,10 @@ function formatActivity(result: ChaosResult): string[] {
       .map(([kind, count]) => `${kind} ${count}`)
       .join(", ");
     lines.push(`  faults      ${faults.total} injected: ${kinds || "none"}`);
-    lines.push(`  chunks      ${faults.chunksExpired} Tenable chunks expired`);
+    lines.push(
+      `  tenable     ${faults.chunksExpired} chunks expired, ` +
+        `${faults.exportsFailed} exports ended in ERROR`,
+    );
   }
   for (const exit of result.unexpectedExits) {
     lines.push(

@@ -3,6 +3,8 @@
 // stop every process gracefully, then check the log, the quotas and the
 // captured output. Every child process is killed and the simulators and
 // Redis are stopped before this returns, whatever failed.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { VENDORS, type Vendor } from "@vulnsub/shared";
 import type { SimulatorCounters } from "@vulnsub/simulators";
 import type { ExitStatus } from "../lib/processes.ts";
@@ -33,12 +35,14 @@ export interface ChaosResult {
   takeovers: Record<Vendor, number>;
   cyclesCompleted: Record<Vendor, number>;
   cyclesFailed: Record<Vendor, number>;
+  /** Streams the flusher ended because a batch carried an old token. */
+  staleTokenRejections: number;
   unexpectedExits: readonly UnexpectedExit[];
   quiesce: QuiesceResult | null;
   /** Exit of each service at the graceful stop. */
   stopStatuses: Map<string, ExitStatus | undefined>;
   checks: ChaosChecks | null;
-  /** Why the run could not finish its checks, if it could not. */
+  /** Reason the run could not finish its checks, or null. */
   error: string | null;
   durationMs: number;
   passed: boolean;
@@ -69,6 +73,7 @@ export async function runChaos(input: RunChaosInput): Promise<ChaosResult> {
     takeovers: byVendor(() => 0),
     cyclesCompleted: byVendor(() => 0),
     cyclesFailed: byVendor(() => 0),
+    staleTokenRejections: 0,
     unexpectedExits: [],
     quiesce: null,
     stopStatuses: new Map(),
@@ -139,9 +144,13 @@ async function finish(stack: ChaosStack, result: ChaosResult, say: (line: string
 
   say("chaos: stopping pollers and flusher gracefully");
   result.stopStatuses = await stack.stopServices(STOP_GRACE_MS);
+  result.staleTokenRejections = stack.tracker.countWithCode(
+    "stream.rejected",
+    "fencing_token_stale",
+  );
   for (const vendor of VENDORS) {
     result.takeovers[vendor] = Math.max(0, stack.tracker.lockAcquisitions(vendor) - 1);
-    result.cyclesCompleted[vendor] = stack.tracker.countFor(vendor, "cycle.completed");
+    result.cyclesCompleted[vendor] = stack.tracker.cyclesCompleted(vendor);
     result.cyclesFailed[vendor] = stack.tracker.countFor(vendor, "cycle.failed");
   }
 
@@ -152,6 +161,12 @@ async function finish(stack: ChaosStack, result: ChaosResult, say: (line: string
     groundTruth.push({ vendor, source: "default", served: simulator.groundTruth() });
   }
   await stack.destroy();
+  // Kept beside the logs, so a failure can be traced after the run.
+  writeFileSync(join(stack.dirs.root, "ground-truth.json"), JSON.stringify(groundTruth));
+  writeFileSync(
+    join(stack.dirs.root, "counters.json"),
+    JSON.stringify(Object.fromEntries(counters), null, 2),
+  );
 
   say("chaos: checking the findings log, quotas and captured output");
   result.checks = await runChecks({

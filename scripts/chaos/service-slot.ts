@@ -35,7 +35,7 @@ export interface ServiceSlot {
   kill(): Promise<ExitStatus | undefined>;
   /** Sends a signal to the process group (SIGSTOP, SIGCONT). */
   signal(signal: NodeJS.Signals): void;
-  /** SIGTERM, SIGKILL after graceMs; undefined when nothing ran. */
+  /** Stops the run: SIGTERM, then SIGKILL after graceMs; undefined when none ran. */
   stop(graceMs: number): Promise<ExitStatus | undefined>;
   /** Exit statuses of the finished runs, in order. */
   exits(): readonly { run: number; status: ExitStatus }[];
@@ -91,7 +91,7 @@ export function createServiceSlot(
     async stop(graceMs) {
       const running = current?.process;
       if (!running) return undefined;
-      // A paused group ignores SIGTERM until it is continued.
+      // A stopped group acts on SIGTERM only once it is continued.
       running.signal("SIGCONT");
       return await running.stop(graceMs);
     },

@@ -55,7 +55,7 @@ export async function startChaosSimulators(
   return new Map(started.map((simulator) => [simulator.vendor, simulator]));
 }
 
-/** The environment variables that carry each vendor's credentials. */
+/** Returns the environment variables that carry a vendor's credentials. */
 export function credentialEnv(
   vendor: Vendor,
   credentials: ChaosCredentials,

@@ -15,7 +15,7 @@ export type PollerState =
 export interface VendorProgress {
   vendor: Vendor;
   state: PollerState;
-  /** Vendor pages fetched (Qualys pages, Rapid7 asset pages, Tenable chunks). */
+  /** Vendor pages fetched: Qualys pages, Rapid7 pages, Tenable chunks. */
   pages: number;
   records: number;
   written: number;
@@ -35,6 +35,15 @@ export interface VendorProgress {
 }
 
 export const QUOTA_WAIT_MIN_MS = 100;
+
+/**
+ * Returns true for the poll loop's cycle.completed, logged once the cycle's
+ * last batch is acked. It carries `written`; an adapter may log its own
+ * cycle.completed earlier, while batches are still in flight.
+ */
+export function isCycleCompleted(event: JsonEvent): boolean {
+  return event.event === "cycle.completed" && typeof event.written === "number";
+}
 
 export interface ProgressBoard {
   apply(vendor: Vendor, event: JsonEvent): void;
@@ -69,7 +78,8 @@ export function formatProgress(
 ): string[] {
   const seconds = Math.round(elapsedMs / 1000);
   return board.all().map((p) => {
-    const waits = `${p.quotaWaits} quota waits (${(p.quotaWaitMs / 1000).toFixed(1)} s)`;
+    const waitSeconds = (p.quotaWaitMs / 1000).toFixed(1);
+    const waits = `${p.quotaWaits} quota waits (${waitSeconds} s)`;
     const throttles = p.throttles > 0 ? `, ${p.throttles} throttled` : "";
     const failed =
       p.cyclesFailed > 0 ? `, ${p.cyclesFailed} cycles failed` : "";
@@ -81,6 +91,25 @@ export function formatProgress(
       `${p.duplicates} duplicates, ${waits}${throttles}${failed}${error}`
     );
   });
+}
+
+/** Returns a line for a completed or failed cycle, else undefined. */
+export function describeCycleEvent(
+  vendor: Vendor,
+  event: JsonEvent,
+): string | undefined {
+  if (isCycleCompleted(event)) {
+    const seconds = (numberField(event, "durationMs") / 1000).toFixed(1);
+    return (
+      `${vendor}: sync cycle completed in ${seconds} s: ` +
+      `${event.records ?? "?"} records, ${event.written ?? "?"} written, ` +
+      `${event.duplicates ?? "?"} duplicates, ${event.pages ?? "?"} pages`
+    );
+  }
+  if (event.event === "cycle.failed") {
+    return `${vendor}: sync cycle failed, retrying: ${describeError(event)}`;
+  }
+  return undefined;
 }
 
 export interface ProgressView {
@@ -191,6 +220,7 @@ function applyEvent(p: VendorProgress, event: JsonEvent) {
       p.throttles++;
       break;
     case "cycle.completed":
+      if (!isCycleCompleted(event)) break;
       p.cyclesCompleted++;
       p.state = "synced";
       break;

@@ -6,6 +6,8 @@ import { verifyLog, formatVerifyResult } from "../verify-log.ts";
 import {
   createProgressBoard,
   createProgressView,
+  describeCycleEvent,
+  isCycleCompleted,
   type ProgressBoard,
   type ProgressView,
 } from "./demo-progress.ts";
@@ -19,7 +21,11 @@ import {
 } from "./demo-summary.ts";
 import { deleteKeysWithPrefix } from "./ensure-redis.ts";
 import type { GroundTruthSet } from "./ground-truth.ts";
-import { describeExit, type JsonEvent } from "./processes.ts";
+import {
+  describeExit,
+  handleStopSignals,
+  type JsonEvent,
+} from "./processes.ts";
 
 export interface DemoRunConfig {
   follow: boolean;
@@ -68,17 +74,24 @@ export async function runDemo(input: DemoRunInput): Promise<number> {
   const outcome = new Promise<Outcome>((resolve) => (settle = resolve));
   let stack: DemoStack | undefined;
 
-  const removeSignals = handleSignals(note, (signal) =>
-    settle({ kind: "interrupted", signal }),
-  );
+  const removeSignals = handleStopSignals({
+    onStop: (signal) => {
+      note(`${signal}: stopping every process (repeat to kill them now)`);
+      settle({ kind: "interrupted", signal });
+    },
+    onForce: (signal) => note(`${signal}: killing every process`),
+  });
   const onPollerEvent = (vendor: Vendor, event: JsonEvent) => {
     if (stopping && isCycleWork(event)) busyWhileStopping = true;
     board.apply(vendor, event);
-    reportEvent(vendor, event, note);
-    if (event.event !== "cycle.completed") return;
+    const line = describeCycleEvent(vendor, event);
+    if (line) note(line);
+    if (!isCycleCompleted(event)) return;
     if (config.follow && stack) {
       // A new epoch gives the next incremental cycle changed findings.
-      stack.advanceEpoch(vendor).catch(() => {});
+      stack.advanceEpoch(vendor).catch((error: Error) => {
+        note(`${vendor}: simulator epoch not advanced: ${error.message}`);
+      });
     }
     if (!config.follow && board.allSynced()) settle({ kind: "synced" });
   };
@@ -178,8 +191,14 @@ async function finish(
   const vendors: VendorSummary[] = [];
   const groundTruth: GroundTruthSet[] = [];
   for (const vendor of config.vendors) {
-    const counters = await stack.counters(vendor).catch(() => null);
-    const truth = await stack.groundTruth(vendor).catch(() => null);
+    const counters = await stack.counters(vendor).catch((error: Error) => {
+      say(`${vendor} simulator counters: ${error.message}`);
+      return null;
+    });
+    const truth = await stack.groundTruth(vendor).catch((error: Error) => {
+      say(`${vendor} simulator ground truth: ${error.message}`);
+      return null;
+    });
     if (truth) groundTruth.push(truth);
     vendors.push({
       vendor,
@@ -190,7 +209,9 @@ async function finish(
   }
   await stack.stop();
   await deleteKeysWithPrefix(input.redisUrl, input.redisKeyPrefix).catch(
-    () => {},
+    (error: Error) => {
+      say(`redis keys ${input.redisKeyPrefix}:* not deleted: ${error.message}`);
+    },
   );
 
   const checkLost = idle && groundTruth.length === config.vendors.length;
@@ -209,8 +230,13 @@ async function finish(
     completed: board.allSynced(),
     vendors,
     verify,
+    // An interrupted run cannot be checked for lost versions; the other
+    // checks still apply.
     ok:
-      outcome.kind !== "failed" && checkLost && quotaOk && verify?.ok === true,
+      outcome.kind !== "failed" &&
+      (checkLost || outcome.kind === "interrupted") &&
+      quotaOk &&
+      verify?.ok === true,
   };
   writeSummaryFiles(summary, groundTruth);
 
@@ -226,56 +252,6 @@ async function finish(
 function exitCode(outcome: Outcome, follow: boolean, ok: boolean): number {
   if (outcome.kind === "interrupted" && !follow) return 130;
   return ok ? 0 : 1;
-}
-
-function reportEvent(
-  vendor: Vendor,
-  event: JsonEvent,
-  note: (line: string) => void,
-) {
-  if (event.event === "cycle.completed") {
-    const ms = typeof event.durationMs === "number" ? event.durationMs : 0;
-    note(
-      `${vendor}: sync cycle completed in ${formatSeconds(ms)}: ` +
-        `${event.records ?? "?"} records, ${event.written ?? "?"} written, ` +
-        `${event.duplicates ?? "?"} duplicates, ${event.pages ?? "?"} pages`,
-    );
-  }
-  if (event.event === "cycle.failed") {
-    const err = event.err as { message?: string } | undefined;
-    note(
-      `${vendor}: sync cycle failed, retrying: ${event.code ?? ""} ${err?.message ?? ""}`.trim(),
-    );
-  }
-}
-
-/**
- * First SIGINT or SIGTERM starts a clean stop. Another one a second or more
- * later exits at once; the exit handlers SIGKILL every child group. The
- * delay ignores the copy of Ctrl-C that npm and the bootstrap forward.
- */
-function handleSignals(
-  note: (line: string) => void,
-  onStop: (signal: string) => void,
-) {
-  let firstAt = 0;
-  const handler = (signal: NodeJS.Signals) => {
-    if (firstAt === 0) {
-      firstAt = Date.now();
-      note(`${signal}: stopping every process (repeat to kill them now)`);
-      onStop(signal);
-      return;
-    }
-    if (Date.now() - firstAt < 1_000) return;
-    note(`${signal}: killing every process`);
-    process.exit(130);
-  };
-  process.on("SIGINT", handler);
-  process.on("SIGTERM", handler);
-  return () => {
-    process.removeListener("SIGINT", handler);
-    process.removeListener("SIGTERM", handler);
-  };
 }
 
 function isCycleWork(event: JsonEvent): boolean {

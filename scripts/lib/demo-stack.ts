@@ -199,6 +199,12 @@ function pollerEnv(
   baseUrl: string,
   flusherAddress: string,
 ): Record<string, string> {
+  // An empty or odd URL would leave the poller on its production default.
+  if (!/^http:\/\/(127\.0\.0\.1|\[::1\]|localhost):\d+$/.test(baseUrl)) {
+    throw new Error(
+      `${vendor} simulator URL ${JSON.stringify(baseUrl)} is not on loopback`,
+    );
+  }
   return {
     FLUSHER_ADDRESS: flusherAddress,
     STATE_DIR: join(options.dataDir, "poller-state"),

@@ -5,7 +5,7 @@
 //    off and its working folder in a temp dir, stopped by `stop()` and
 //    killed when this process exits.
 // Without a reachable Redis or a redis-server binary it throws
-// RedisNotFoundError, whose message says how to install one.
+// RedisNotFoundError, whose message tells how to install one.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";

@@ -1,5 +1,6 @@
 // Ground truth: the finding versions a vendor simulator served in complete
-// responses, which the findings log must contain exactly once each.
+// responses. verify-log checks that the findings log contains each of them
+// exactly once.
 import { isVendor, type Vendor } from "@vulnsub/shared";
 
 /** One finding version a simulator served. */
@@ -67,6 +68,12 @@ export function parseGroundTruth(
     throw new Error(
       `ground truth ${context.origin}: response names no vendor; ` +
         "pass it as vendor=URL",
+    );
+  }
+  if (context.vendor && vendor !== context.vendor) {
+    throw new Error(
+      `ground truth ${context.origin}: served by the ${vendor} ` +
+        `simulator, not ${context.vendor}`,
     );
   }
   const source =

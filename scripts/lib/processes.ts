@@ -126,6 +126,37 @@ export async function stopServices(
   return new Map(services.map((service, i) => [service.name, statuses[i]!]));
 }
 
+/**
+ * Handles SIGINT and SIGTERM for a program that stops its children. The
+ * first signal calls `onStop`. Another one a second or more later calls
+ * `onForce` and exits with 130, and the exit handler SIGKILLs every child
+ * group. Signals within that second are ignored, because npm and the
+ * bootstrap forward a copy of the Ctrl-C the terminal already sent.
+ * Returns a function that removes the handlers.
+ */
+export function handleStopSignals(handlers: {
+  onStop: (signal: NodeJS.Signals) => void;
+  onForce: (signal: NodeJS.Signals) => void;
+}): () => void {
+  let firstAt = 0;
+  const handler = (signal: NodeJS.Signals) => {
+    if (firstAt === 0) {
+      firstAt = Date.now();
+      handlers.onStop(signal);
+      return;
+    }
+    if (Date.now() - firstAt < 1_000) return;
+    handlers.onForce(signal);
+    process.exit(130);
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+  return () => {
+    process.removeListener("SIGINT", handler);
+    process.removeListener("SIGTERM", handler);
+  };
+}
+
 /** Parses one output line as a JSON object, or returns undefined. */
 export function parseJsonEvent(line: string): JsonEvent | undefined {
   if (!line.startsWith("{")) return undefined;

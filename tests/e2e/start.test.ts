@@ -49,7 +49,7 @@ describe("start", () => {
       30_000,
     );
     await supervisor.waitForEvent(
-      (e) => e.event === "cycle.completed",
+      (e) => e.event === "cycle.completed" && typeof e.written === "number",
       120_000,
     );
     process.kill(Number(firstRun.pid), "SIGKILL");
@@ -84,7 +84,7 @@ describe("start", () => {
       env: startEnv(dataDir, flusherPort, simulator.url),
     });
     await supervisor.waitForEvent(
-      (e) => e.event === "cycle.completed",
+      (e) => e.event === "cycle.completed" && typeof e.written === "number",
       120_000,
     );
 

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FindingEnvelope } from "@vulnsub/shared";
+import { parseGroundTruth } from "../../scripts/lib/ground-truth.ts";
 import { verifyLog, type GroundTruthSet } from "../../scripts/verify-log.ts";
 
 let dir: string;
@@ -225,3 +226,41 @@ function envelope(
     raw: { QID: "38170" },
   };
 }
+
+describe("parseGroundTruth", () => {
+  const origin = "http://127.0.0.1:1/_sim/ground-truth";
+  const served = [{ findingKey: "k", version: "0123456789abcdef" }];
+
+  test("object with vendor and served", () => {
+    const set = parseGroundTruth(
+      { vendor: "rapid7", served },
+      { source: "default", origin },
+    );
+    expect(set.vendor).toBe("rapid7");
+    expect(set.served).toEqual(served);
+  });
+
+  test("bare array takes the given vendor", () => {
+    const set = parseGroundTruth(served, {
+      source: "emea",
+      vendor: "tenable",
+      origin,
+    });
+    expect(set.vendor).toBe("tenable");
+    expect(set.source).toBe("emea");
+  });
+
+  test("vendor mismatch is rejected", () => {
+    const body = { vendor: "rapid7", served };
+    expect(() =>
+      parseGroundTruth(body, { source: "default", vendor: "qualys", origin }),
+    ).toThrow(/not qualys/);
+  });
+
+  test("bad item is rejected", () => {
+    const body = { vendor: "rapid7", served: [{ findingKey: 1 }] };
+    expect(() => parseGroundTruth(body, { source: "default", origin })).toThrow(
+      /item 0/,
+    );
+  });
+});

@@ -38,21 +38,21 @@ export function computeBackoffMs(
 
 /**
  * Resolves after `ms` milliseconds, or rejects with AbortedError as soon
- * as `signal` fires. `what` names the wait in the error message.
+ * as `signal` fires. `operation` names the wait in the error message.
  */
 export function sleep(
   ms: number,
   signal?: AbortSignal,
-  what = "sleep",
+  operation = "sleep",
 ): Promise<void> {
   if (signal?.aborted) {
-    return Promise.reject(new AbortedError(what, signal.reason));
+    return Promise.reject(new AbortedError(operation, signal.reason));
   }
 
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       clearTimeout(timer);
-      reject(new AbortedError(what, signal?.reason));
+      reject(new AbortedError(operation, signal?.reason));
     };
     const timer = setTimeout(() => {
       signal?.removeEventListener("abort", onAbort);

@@ -20,10 +20,13 @@
  *   lock alone cannot stop a process paused between its check and its
  *   send; the token does.
  *
- * Takeover window: a standby retries every retryMs (1 s) and takes over
- * between staleMs - updateMs and staleMs + retryMs after the holder's last
- * refresh; with the defaults (10 s, 2.5 s) between 7.5 s and 11 s after a
- * holder is killed.
+ * Takeover window: a standby retries every retryMs and takes over once
+ * the mtime is staleMs old. A holder refreshed at most updateMs before it
+ * died, so a standby takes over between staleMs - updateMs and staleMs +
+ * retryMs after the holder is killed: 7.5 s to 11 s with the defaults
+ * (staleMs 10 s, updateMs 2.5 s, retryMs 1 s). File systems that store
+ * whole seconds add up to 1 s. Holder and standbys must read the same
+ * clock: one host, or a shared file system with synchronized clocks.
  *
  * Disk layout, under `<stateDir>/locks/`:
  * - `<vendor>.<source>`: owner file, JSON {formatVersion, lockId, pid,
@@ -35,7 +38,8 @@
  *   goes stale and a standby takes over after about staleMs.
  * - Killed after mkdir but before the owner file is written: the old owner
  *   file names a previous holder until the next holder rewrites it.
- * - Killed while waiting for a fencing token: as above; no token issued.
+ * - Killed while waiting for a fencing token: as above. Redis may have
+ *   issued a token that nobody uses; later tokens are still larger.
  */
 import { randomBytes } from "node:crypto";
 import fs from "node:fs";
@@ -104,6 +108,9 @@ export function createJobLock(options: JobLockOptions): JobLock {
     Math.min(options.updateMs ?? staleMs / 4, staleMs / 2),
   );
   const retryMs = options.retryMs ?? 1000;
+  if (!(retryMs >= 10)) {
+    throw new RangeError(`invalid lock retryMs ${retryMs}: expected >= 10`);
+  }
   const logger = options.logger.child({ area: "lock", job: jobId(job) });
   const settings = { ...options, job, path, staleMs, updateMs, logger };
 
@@ -131,7 +138,11 @@ export function createJobLock(options: JobLockOptions): JobLock {
         if (!standbyLogged) {
           standbyLogged = true;
           logger.info(
-            { event: "lock.standby", path, holder: await readOwner(path) },
+            {
+              event: "lock.standby",
+              path,
+              holder: await readOwner(path).catch(() => null),
+            },
             "job lock held by another poller; waiting as standby",
           );
         }
@@ -285,7 +296,7 @@ async function finishAcquire(
       : controller.signal;
     fencingToken = await retryWhileRedisUnavailable(
       () => nextFencingToken(redis, keys, job, floor),
-      { redis, logger, signal: stop, what: `fencing token ${jobId(job)}` },
+      { redis, logger, signal: stop, operation: `fencing token ${jobId(job)}` },
     );
     await writeOwner(path, { ...owner, fencingToken: String(fencingToken) });
     return fencingToken;

@@ -45,14 +45,14 @@ export interface PauseGate {
 export function createPauseGate(options: PauseGateOptions): PauseGate {
   const { redis, keys, job } = options;
   const logger = options.logger.child({ area: "pause", job: jobId(job) });
-  const what = `pause ${jobId(job)}`;
+  const operation = `pause ${jobId(job)}`;
   // Local copy of the pause end, on the monotonic clock.
   let localUntilMs = 0;
 
   const remainingMs = async (signal?: AbortSignal) => {
     const reply = await retryWhileRedisUnavailable(
       () => runLuaScript(redis, REMAINING_SCRIPT, [keys.pause(job)], []),
-      { redis, logger, signal, what },
+      { redis, logger, signal, operation },
     );
     const shared = parseRemainingReply(reply);
     return Math.max(shared, localUntilMs - performance.now());
@@ -85,7 +85,7 @@ export function createPauseGate(options: PauseGateOptions): PauseGate {
       for (;;) {
         const waitMs = await remainingMs(signal);
         if (waitMs <= 0) return { waitedMs: performance.now() - startedMs };
-        await sleep(Math.ceil(waitMs), signal, what);
+        await sleep(Math.ceil(waitMs), signal, operation);
       }
     },
   };
@@ -98,7 +98,7 @@ export function createPauseGate(options: PauseGateOptions): PauseGate {
     try {
       const reply = await retryWhileRedisUnavailable(
         () => runLuaScript(redis, EXTEND_SCRIPT, [keys.pause(job)], [pauseMs]),
-        { redis, logger, signal, what },
+        { redis, logger, signal, operation },
       );
       return parseExtendReply(reply);
     } catch (error) {

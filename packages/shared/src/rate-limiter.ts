@@ -10,6 +10,9 @@
  *   vendor's arrival (reply, event loop, connect, network), so two permits
  *   granted just over a window apart cannot arrive inside one window.
  *   Default 250 ms; loopback tests may use less.
+ *   NOTE: 250 ms is an estimate for a warm connection. A first request
+ *   that opens a TLS connection, or a process that is still starting, can
+ *   take longer; the guarantee then holds only if the margin is raised.
  * - A permit is granted only while the job is not paused, checked in the
  *   same atomic step, so a pause never wastes a permit.
  * - The configured and the advertised limit (vendor headers) are enforced
@@ -27,8 +30,8 @@
  *
  * Crash behaviour:
  * - A process killed after the script granted a permit leaves the permit
- *   in the log whether or not the request was sent; it only counts against
- *   the window, which is safe.
+ *   in the log, whether or not the request was sent. The permit only
+ *   counts against the window, which is safe.
  * - A reply lost with the connection may hide a granted permit; the retry
  *   takes a second one. Again only a wasted slot.
  * - Redis restarting without its data loses the log. Clients that saw the
@@ -78,7 +81,7 @@ export interface RateLimiter {
    * Records the limit the vendor advertises (Qualys X-RateLimit-Limit and
    * X-RateLimit-Window-Sec), or null when it stopped advertising one. It
    * applies at once to this process and, after a write to Redis, to every
-   * poller of the account.
+   * poller of the account. An invalid limit is logged and ignored.
    */
   setAdvertisedLimit(limit: RateLimit | null): void;
 }
@@ -87,7 +90,12 @@ export interface RateLimiter {
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const { redis, keys, job } = options;
   const marginMs = options.marginMs ?? 250;
-  checkLimit(options, "configured");
+  if (!isValidLimit(options)) {
+    throw new RangeError(
+      `invalid rate limit ${options.requests} requests per ` +
+        `${options.windowMs} ms: expected integers >= 1`,
+    );
+  }
   if (!Number.isInteger(marginMs) || marginMs < 0) {
     throw new RangeError(`invalid rate limit margin ${marginMs} ms`);
   }
@@ -97,6 +105,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   let sequence = 0;
   let epoch = "";
   let advertised: RateLimit | null = null;
+  let storedAtMs = Number.NEGATIVE_INFINITY;
 
   const tryAcquire = () =>
     runLuaScript(
@@ -129,7 +138,7 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
             redis,
             logger,
             signal,
-            what: `rate limit ${jobId(job)}`,
+            operation: `rate limit ${jobId(job)}`,
           }),
         );
         epoch = reply.epoch;
@@ -151,24 +160,47 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     },
 
     setAdvertisedLimit(limit) {
-      if (limit !== null) checkLimit(limit, "advertised");
+      if (limit !== null && !isValidLimit(limit)) {
+        logger.warn(
+          { event: "ratelimit.advertised_invalid", ...limit },
+          "ignored an invalid advertised rate limit",
+        );
+        return;
+      }
+      const changed =
+        limit?.requests !== advertised?.requests ||
+        limit?.windowMs !== advertised?.windowMs;
       advertised = limit;
+      if (changed) {
+        logger.info(
+          { event: "ratelimit.advertised_changed", ...limit },
+          "vendor advertised a new rate limit",
+        );
+      }
+
+      // Vendors repeat the limit on every response; a write per response
+      // is not needed to keep the stored copy from expiring.
+      const nowMs = performance.now();
+      if (!changed && nowMs - storedAtMs < ADVERTISED_REFRESH_MS) return;
+      storedAtMs = nowMs;
       const key = keys.advertisedLimit(job);
-      void storeAdvertisedLimit(redis, key, limit).catch((error: unknown) =>
+      void storeAdvertisedLimit(redis, key, limit).catch((error: unknown) => {
+        storedAtMs = Number.NEGATIVE_INFINITY;
         logger.warn(
           { event: "ratelimit.advertised_store_failed", ...errorFields(error) },
           "cannot share the advertised limit; it applies locally only",
-        ),
-      );
+        );
+      });
     },
   };
 }
 
 const ACQUIRE_SCRIPT = loadLuaScript("rate-limit-acquire");
 
-// The advertised limit outlives a day without vendor headers only if a
-// response refreshed it; vendors send it on every response.
+// The stored advertised limit expires a day after its last refresh, so a
+// limit the vendor stopped sending does not apply forever.
 const ADVERTISED_TTL_MS = 24 * 60 * 60 * 1000;
+const ADVERTISED_REFRESH_MS = 60 * 60 * 1000;
 
 async function storeAdvertisedLimit(
   redis: Redis,
@@ -186,14 +218,13 @@ async function storeAdvertisedLimit(
     .exec();
 }
 
-function checkLimit(limit: RateLimit, which: string) {
-  const { requests, windowMs } = limit;
-  if (!Number.isInteger(requests) || requests < 1) {
-    throw new RangeError(`invalid ${which} rate limit: ${requests} requests`);
-  }
-  if (!Number.isInteger(windowMs) || windowMs < 1) {
-    throw new RangeError(`invalid ${which} rate limit window: ${windowMs} ms`);
-  }
+function isValidLimit({ requests, windowMs }: RateLimit): boolean {
+  return (
+    Number.isInteger(requests) &&
+    requests >= 1 &&
+    Number.isInteger(windowMs) &&
+    windowMs >= 1
+  );
 }
 
 type AcquireOutcome = "granted" | "window_full" | "paused" | "data_lost";

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { computeBackoffMs, sleep } from "./backoff.ts";
-import { AbortedError, throwIfAborted } from "./errors.ts";
+import { AbortedError, VulnsubError, throwIfAborted } from "./errors.ts";
 import { createRepeatLimiter, errorFields, type Logger } from "./logger.ts";
 
 export type { Redis } from "ioredis";
@@ -30,10 +30,10 @@ export interface RedisClientOptions {
  * Creates an ioredis client that fails fast while Redis is down and
  * reconnects forever on its own.
  *
- * - No offline queue: a command issued while disconnected fails at once,
- *   and a command in flight when the connection drops fails instead of
- *   being re-sent later, so callers decide what to retry (acquire() waits
- *   and retries; it never proceeds without a permit).
+ * - No offline queue: a command issued while disconnected fails at once.
+ *   A command in flight when the connection drops fails instead of being
+ *   re-sent later, so callers decide which to retry. acquire() waits and
+ *   retries, and never proceeds without a permit.
  * - Reconnects forever with jittered backoff capped at 2 s.
  * - Logs `redis.disconnected` (warn) at most once per logIntervalMs while
  *   down, with the latest error, and `redis.reconnected` with the outage
@@ -198,7 +198,7 @@ export interface RedisRetryOptions {
   redis: Redis;
   logger: Logger;
   /** Names the operation in logs and in the AbortedError message. */
-  what: string;
+  operation: string;
   signal?: AbortSignal;
 }
 
@@ -210,26 +210,36 @@ const unavailableLogs = new WeakMap<
 >();
 
 /**
- * Runs `operation` until it succeeds, retrying for as long as Redis is
+ * Runs `run` until it succeeds, retrying for as long as Redis is
  * unavailable (see isRedisUnavailableError) with backoff capped at 2 s, or
  * sooner when the connection becomes ready. Logs `redis.unavailable` at
- * most once per 30 s per client. Other errors pass through; the signal
- * stops the wait with AbortedError.
+ * most once per 30 s per client. Other errors pass through, a closed
+ * client throws VulnsubError("redis_unavailable"), and the signal stops
+ * the wait with AbortedError.
  */
 export async function retryWhileRedisUnavailable<T>(
-  operation: () => Promise<T>,
+  run: () => Promise<T>,
   options: RedisRetryOptions,
 ): Promise<T> {
-  const { redis, signal, what } = options;
+  const { redis, signal, operation } = options;
   const startedMs = performance.now();
   // A client still connecting at start-up is not an outage worth a log.
   if (redis.status === "ready") everReady.add(redis);
-  if (!everReady.has(redis)) await waitForReady(redis, 2000, signal, what);
+  if (!everReady.has(redis)) {
+    await waitForReady(redis, 2000, signal, operation);
+  }
 
   for (let attempt = 0; ; attempt++) {
-    throwIfAborted(signal, what);
+    throwIfAborted(signal, operation);
+    // After quit() or disconnect() the client never reconnects.
+    if (redis.status === "end") {
+      throw new VulnsubError(
+        "redis_unavailable",
+        `${operation}: redis client closed`,
+      );
+    }
     try {
-      return await operation();
+      return await run();
     } catch (error) {
       if (!isRedisUnavailableError(error)) throw error;
       logUnavailable(options, error, performance.now() - startedMs);
@@ -239,7 +249,7 @@ export async function retryWhileRedisUnavailable<T>(
       50,
       computeBackoffMs(Math.min(attempt, 10), { baseMs: 100, maxMs: 2000 }),
     );
-    await waitForReady(redis, delayMs, signal, what);
+    await waitForReady(redis, delayMs, signal, operation);
   }
 }
 
@@ -257,12 +267,12 @@ function logUnavailable(
   options.logger.warn(
     {
       event: "redis.unavailable",
-      operation: options.what,
+      operation: options.operation,
       durationMs: Math.round(waitedMs),
       suppressed: repeat.takeSuppressed("redis.unavailable"),
       ...errorFields(error),
     },
-    `${options.what}: redis unavailable; waiting for it to return`,
+    `${options.operation}: redis unavailable; waiting for it to return`,
   );
 }
 
@@ -275,11 +285,11 @@ function waitForReady(
   redis: Redis,
   maxMs: number,
   signal: AbortSignal | undefined,
-  what: string,
+  operation: string,
 ): Promise<void> {
-  if (redis.status === "ready") return sleep(maxMs, signal, what);
+  if (redis.status === "ready") return sleep(maxMs, signal, operation);
   if (signal?.aborted) {
-    return Promise.reject(new AbortedError(what, signal.reason));
+    return Promise.reject(new AbortedError(operation, signal.reason));
   }
 
   return new Promise((resolve, reject) => {
@@ -294,7 +304,7 @@ function waitForReady(
     };
     const onAbort = () => {
       cleanUp();
-      reject(new AbortedError(what, signal?.reason));
+      reject(new AbortedError(operation, signal?.reason));
     };
     const timer = setTimeout(finish, maxMs);
     redis.once("ready", finish);

@@ -22,9 +22,9 @@
  * - Killed after the grant but before using the slot: the slot stays taken
  *   until the lease expires.
  * - Killed while holding: same, at most `leaseMs` after the last renewal.
- * - Redis loses its data: every lease vanishes, holders see their next
- *   renewal fail and abort their lease signals; new acquirers start from
- *   an empty set.
+ * - Redis loses its data: every lease vanishes. Holders see their next
+ *   renewal fail and abort their lease signals, and new acquirers start
+ *   from an empty set.
  */
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
@@ -51,7 +51,7 @@ export interface SemaphoreOptions {
   /** Lease length without renewal, milliseconds (>= 300). */
   leaseMs: number;
   logger: Logger;
-  /** Longest wait between two tries while all slots are taken; 100 ms. */
+  /** Maximum wait between two tries while all slots are taken; 100 ms. */
   pollMs?: number;
 }
 
@@ -84,7 +84,7 @@ export function createSemaphore(options: SemaphoreOptions): Semaphore {
   checkLimit(options.limit);
 
   const key = options.keys.semaphore(job, name);
-  const what = `semaphore ${jobId(job)} ${name}`;
+  const operation = `semaphore ${jobId(job)} ${name}`;
   const logger = options.logger.child({
     area: "semaphore",
     job: jobId(job),
@@ -95,7 +95,7 @@ export function createSemaphore(options: SemaphoreOptions): Semaphore {
   const released = new EventTarget();
   let limit = options.limit;
 
-  const context = { redis, key, leaseMs, logger, what, released };
+  const context = { redis, key, leaseMs, logger, operation, released };
 
   return {
     async acquire(signal) {
@@ -109,7 +109,7 @@ export function createSemaphore(options: SemaphoreOptions): Semaphore {
             redis,
             logger,
             signal,
-            what,
+            operation,
           }),
         );
         if (reply.granted) {
@@ -118,7 +118,7 @@ export function createSemaphore(options: SemaphoreOptions): Semaphore {
 
         const jitteredMs = pollMs * (0.5 + Math.random() / 2);
         const waitMs = Math.min(reply.waitMs, jitteredMs);
-        await waitForSlot(released, waitMs, signal, what);
+        await waitForSlot(released, waitMs, signal, operation);
       }
     },
 
@@ -134,7 +134,7 @@ interface LeaseContext {
   key: string;
   leaseMs: number;
   logger: Logger;
-  what: string;
+  operation: string;
   released: EventTarget;
 }
 
@@ -152,7 +152,7 @@ function holdLease(
   const lose = (reason: string) => {
     done = true;
     logger.warn({ event: "semaphore.lease_lost", lease: id, reason }, reason);
-    const message = `${context.what}: lease ${id} lost: ${reason}`;
+    const message = `${context.operation}: lease ${id} lost: ${reason}`;
     controller.abort(new VulnsubError("lock_lost", message));
   };
 
@@ -210,13 +210,13 @@ function waitForSlot(
   released: EventTarget,
   maxMs: number,
   signal: AbortSignal | undefined,
-  what: string,
+  operation: string,
 ): Promise<void> {
   const wake = new AbortController();
   const onRelease = () => wake.abort();
   released.addEventListener("released", onRelease, { once: true });
   const both = signal ? AbortSignal.any([signal, wake.signal]) : wake.signal;
-  return sleep(maxMs, both, what)
+  return sleep(maxMs, both, operation)
     .catch((error: unknown) => {
       if (signal?.aborted) throw error;
     })

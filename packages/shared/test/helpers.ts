@@ -1,7 +1,13 @@
 // Shared pieces of the coordination tests: Redis prefixes and cleanup, a
 // private redis-server for outage tests, child processes and their record
 // files, and a logger that keeps its lines for assertions.
-import { appendFileSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import { createServer, connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,7 +18,7 @@ import { createLogger, type Logger } from "../src/logger.ts";
 
 export const REDIS_URL = "redis://127.0.0.1:6379";
 
-/** A key prefix no other test (or run) uses. */
+/** Returns a key prefix that no other test or run uses. */
 export function uniquePrefix(name: string): string {
   const random = Math.random().toString(36).slice(2, 8);
   return `vulnsub-test:${name}:${process.pid}:${random}`;
@@ -28,11 +34,23 @@ export async function deleteKeys(redis: Redis, prefix: string) {
   } while (cursor !== "0");
 }
 
+const tempDirs: string[] = [];
+
+/** Creates a fresh folder under the system temp folder. */
 export function createTempDir(name: string): string {
-  return mkdtempSync(join(tmpdir(), `vulnsub-${name}-`));
+  const dir = mkdtempSync(join(tmpdir(), `vulnsub-${name}-`));
+  tempDirs.push(dir);
+  return dir;
 }
 
-/** A logger whose JSON lines land in `lines`. */
+/** Removes every folder createTempDir made; call it in afterAll. */
+export function removeTempDirs() {
+  for (const dir of tempDirs.splice(0)) {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Creates a logger that parses its JSON lines into `lines`. */
 export function createMemoryLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
   const lines: Record<string, unknown>[] = [];
   const destination = new Writable({
@@ -93,15 +111,23 @@ export async function startOwnRedis(): Promise<OwnRedis> {
           "--save", "", "--appendonly", "no", "--dir", dir],
         { stdout: "ignore", stderr: "ignore" },
       );
-      await waitForPing(port);
+      try {
+        await waitForPing(port, child);
+      } catch (error) {
+        await own.kill();
+        throw error;
+      }
     },
   };
   await own.start();
   return own;
 }
 
-async function waitForPing(port: number) {
+async function waitForPing(port: number, child: Subprocess) {
   for (let attempt = 0; attempt < 100; attempt++) {
+    if (child.exitCode !== null) {
+      throw new Error(`redis-server on port ${port} exited: ${child.exitCode}`);
+    }
     if (await ping(port)) return;
     await Bun.sleep(50);
   }
@@ -125,12 +151,17 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-const children = new Set<Subprocess>();
+type Fixture = Subprocess<"pipe", "ignore", "ignore" | "inherit">;
+const children = new Set<Fixture>();
 
 /** Spawns `bun fixtures/<name>.ts <config as JSON>`. */
-export function spawnFixture(name: string, config: Record<string, unknown>): Subprocess {
+export function spawnFixture(
+  name: string,
+  config: Record<string, unknown>,
+): Fixture {
   const path = join(import.meta.dir, "fixtures", `${name}.ts`);
   const child = Bun.spawn(["bun", path, JSON.stringify(config)], {
+    stdin: "pipe",
     stdout: "ignore",
     stderr: process.env.TEST_CHILD_STDERR ? "inherit" : "ignore",
     env: { ...process.env, LOG_LEVEL: "warn" },
@@ -138,6 +169,55 @@ export function spawnFixture(name: string, config: Record<string, unknown>): Sub
   children.add(child);
   void child.exited.then(() => children.delete(child));
   return child;
+}
+
+export interface RunTimes {
+  startAtMs: number;
+  runUntilMs: number;
+}
+
+/**
+ * Starts fixtures that wait in waitForStart(). It waits until each one has
+ * recorded "ready" in its file, then sends all of them the same start and
+ * end times, so a slow machine's start-up time does not shorten the run.
+ */
+export async function startFixtures(
+  started: { child: Fixture; outFile: string }[],
+  runMs: number,
+): Promise<RunTimes> {
+  const isReady = (outFile: string) =>
+    readRecords<{ kind: string }>(outFile).some((r) => r.kind === "ready");
+  await waitFor(
+    () => started.every(({ outFile }) => isReady(outFile)),
+    30_000,
+    "fixtures to be ready",
+  );
+  const startAtMs = Date.now() + 300;
+  const times = { startAtMs, runUntilMs: startAtMs + runMs };
+  for (const { child } of started) {
+    child.stdin.write(`${JSON.stringify(times)}\n`);
+    await child.stdin.end();
+  }
+  return times;
+}
+
+/**
+ * Fixture side of startFixtures(): records "ready", reads the run times
+ * from stdin and sleeps until the start.
+ */
+export async function waitForStart(outFile: string): Promise<RunTimes> {
+  appendRecord(outFile, { kind: "ready", pid: process.pid });
+  const reader = Bun.stdin.stream().getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  const times = JSON.parse(text.split("\n")[0] ?? "{}") as RunTimes;
+  await Bun.sleep(Math.max(0, times.startAtMs - Date.now()));
+  return times;
 }
 
 /** SIGKILLs every fixture still running; call it in afterEach. */
@@ -164,7 +244,7 @@ export function appendRecord(path: string, record: Record<string, unknown>) {
   appendFileSync(path, `${JSON.stringify(record)}\n`);
 }
 
-/** Polls `condition` every 50 ms until it holds or `timeoutMs` passed. */
+/** Polls `condition` every 50 ms until it is true; throws after `timeoutMs`. */
 export async function waitFor(
   condition: () => boolean,
   timeoutMs: number,

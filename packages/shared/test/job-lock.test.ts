@@ -19,6 +19,7 @@ import {
   eventsOf,
   killFixtures,
   readRecords,
+  removeTempDirs,
   spawnFixture,
   uniquePrefix,
   waitFor,
@@ -45,6 +46,7 @@ afterEach(killFixtures);
 afterAll(async () => {
   for (const prefix of prefixes) await deleteKeys(redis, prefix);
   redis.disconnect();
+  removeTempDirs();
 });
 
 type LockRecord =
@@ -128,7 +130,8 @@ describe("job lock", () => {
     }
 
     expect(late).toEqual([]);
-    expect(lost?.kind === "lost" && lost.code).toBe("lock_lost");
+    expect(lost?.kind).toBe("lost");
+    expect(lost?.kind === "lost" ? lost.code : undefined).toBe("lock_lost");
     expect(BigInt(takeover.token)).toBeGreaterThan(BigInt(first.token));
   }, 40_000);
 

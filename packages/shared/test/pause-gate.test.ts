@@ -1,4 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  describe,
+  expect,
+  test,
+} from "bun:test";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import {
@@ -15,7 +22,9 @@ import {
   eventsOf,
   killFixtures,
   readRecords,
+  removeTempDirs,
   spawnFixture,
+  startFixtures,
   uniquePrefix,
 } from "./helpers.ts";
 
@@ -36,9 +45,11 @@ afterEach(killFixtures);
 afterAll(async () => {
   for (const prefix of prefixes) await deleteKeys(redis, prefix);
   redis.disconnect();
+  removeTempDirs();
 });
 
 type ChildRecord =
+  | { kind: "ready" }
   | { kind: "permit"; child: string; grantedAtUs: number }
   | { kind: "pause"; child: string; setByMs: number; untilMs: number };
 
@@ -47,39 +58,47 @@ describe("pause gate", () => {
     const keys = newKeys("pause-all");
     const dir = createTempDir("pause-all");
     const pauseMs = 1500;
-    const runUntilMs = Date.now() + 1500 + 4000;
-    const children = Array.from({ length: 4 }, (_, index) =>
-      spawnFixture("limiter-child", {
+    const started = Array.from({ length: 4 }, (_, index) => {
+      const outFile = join(dir, `c${index}.jsonl`);
+      const child = spawnFixture("limiter-child", {
         name: `c${index}`,
         redisUrl: REDIS_URL,
         prefix: keys.prefix,
         requests: 40,
         windowMs: 1000,
         marginMs: 0,
-        runUntilMs,
-        outFile: join(dir, `c${index}.jsonl`),
-        // Child 0 answers its 10th permit's "429" by pausing the job.
+        handshake: true,
+        outFile,
+        // Child 0 treats its 10th permit as an HTTP 429 and pauses the job.
         ...(index === 0 ? { pauseAfterPermits: 10, pauseMs } : {}),
-      }),
-    );
-    await Promise.all(children.map((child) => child.exited));
-    const records = children.flatMap((_, index) =>
-      readRecords<ChildRecord>(join(dir, `c${index}.jsonl`)),
+      });
+      return { child, outFile };
+    });
+    await startFixtures(started, 4000);
+    await Promise.all(started.map(({ child }) => child.exited));
+    const records = started.flatMap(({ outFile }) =>
+      readRecords<ChildRecord>(outFile),
     );
     const pause = records.find((record) => record.kind === "pause");
     const permitsMs = records.flatMap((record) =>
-      record.kind === "permit" ? [{ child: record.child, atMs: record.grantedAtUs / 1000 }] : [],
+      record.kind === "permit"
+        ? [{ child: record.child, atMs: record.grantedAtUs / 1000 }]
+        : [],
     );
     if (!pause || pause.kind !== "pause") throw new Error("no pause recorded");
     const during = permitsMs.filter(
       (permit) => permit.atMs >= pause.setByMs && permit.atMs < pause.untilMs,
     );
     const resumed = new Set(
-      permitsMs.filter((permit) => permit.atMs >= pause.untilMs).map((permit) => permit.child),
+      permitsMs
+        .filter((permit) => permit.atMs >= pause.untilMs)
+        .map((permit) => permit.child),
     );
+    const before = permitsMs.filter((permit) => permit.atMs < pause.setByMs);
 
     expect(pause.untilMs - pause.setByMs).toBeGreaterThan(pauseMs - 200);
     expect(pause.untilMs - pause.setByMs).toBeLessThanOrEqual(pauseMs);
+    expect(before.length).toBeGreaterThanOrEqual(10);
     expect(during).toEqual([]);
     expect(resumed.size).toBe(4);
   }, 30_000);
@@ -103,10 +122,13 @@ describe("pause gate", () => {
     const setter = createPauseGate({ redis, keys, job, logger });
     const waiter = createPauseGate({ redis, keys, job, logger });
     await setter.pauseFor(400, "429");
+    const untilMs = Number(await redis.get(keys.pause(job)));
     const { waitedMs } = await waiter.waitUntilClear();
+    const [seconds, micros] = await redis.time();
+    const redisNowMs = Number(seconds) * 1000 + Number(micros) / 1000;
 
     expect(waitedMs).toBeGreaterThanOrEqual(300);
-    expect(await redis.exists(keys.pause(job))).toBe(0);
+    expect(redisNowMs).toBeGreaterThanOrEqual(untilMs);
   });
 
   test("waitUntilClear stops when its signal fires", async () => {
@@ -115,9 +137,9 @@ describe("pause gate", () => {
     const gate = createPauseGate({ redis, keys, job, logger });
     await gate.pauseFor(60_000, "429");
 
-    await expect(gate.waitUntilClear(AbortSignal.timeout(100))).rejects.toBeInstanceOf(
-      AbortedError,
-    );
+    const waiting = gate.waitUntilClear(AbortSignal.timeout(100));
+
+    await expect(waiting).rejects.toBeInstanceOf(AbortedError);
   });
 
   test("invalid pause lengths are rejected", async () => {
@@ -125,7 +147,10 @@ describe("pause gate", () => {
     const { logger } = createMemoryLogger();
     const gate = createPauseGate({ redis, keys, job, logger });
 
-    await expect(gate.pauseFor(-1, "negative")).rejects.toBeInstanceOf(RangeError);
-    await expect(gate.pauseFor(Number.NaN, "nan")).rejects.toBeInstanceOf(RangeError);
+    const negative = gate.pauseFor(-1, "negative");
+    const notANumber = gate.pauseFor(Number.NaN, "nan");
+
+    await expect(negative).rejects.toBeInstanceOf(RangeError);
+    await expect(notANumber).rejects.toBeInstanceOf(RangeError);
   });
 });

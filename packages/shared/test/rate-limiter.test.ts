@@ -1,4 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  describe,
+  expect,
+  test,
+} from "bun:test";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import {
@@ -17,7 +24,9 @@ import {
   killFixtures,
   maxInWindow,
   readRecords,
+  removeTempDirs,
   spawnFixture,
+  startFixtures,
   uniquePrefix,
 } from "./helpers.ts";
 
@@ -39,10 +48,11 @@ afterEach(killFixtures);
 afterAll(async () => {
   for (const prefix of prefixes) await deleteKeys(redis, prefix);
   redis.disconnect();
+  removeTempDirs();
 });
 
-interface PermitRecord {
-  kind: "permit";
+interface ChildRecord {
+  kind: "ready" | "permit";
   child: string;
   grantedAtUs: number;
 }
@@ -55,33 +65,38 @@ describe("rate limiter", () => {
     const windowMs = 2000;
     const marginMs = 50;
     const runMs = 8000;
-    const runUntilMs = Date.now() + 1500 + runMs;
-    const children = Array.from({ length: 8 }, (_, index) =>
-      spawnFixture("limiter-child", {
+    const started = Array.from({ length: 8 }, (_, index) => {
+      const outFile = join(dir, `c${index}.jsonl`);
+      const child = spawnFixture("limiter-child", {
         name: `c${index}`,
         redisUrl: REDIS_URL,
         prefix: keys.prefix,
         requests,
         windowMs,
         marginMs,
-        runUntilMs,
-        outFile: join(dir, `c${index}.jsonl`),
-      }),
-    );
-    const codes = await Promise.all(children.map((child) => child.exited));
-    const permits = children.flatMap((_, index) =>
-      readRecords<PermitRecord>(join(dir, `c${index}.jsonl`)),
-    );
+        handshake: true,
+        outFile,
+      });
+      return { child, outFile };
+    });
+    await startFixtures(started, runMs);
+    const codes = await Promise.all(started.map(({ child }) => child.exited));
+    const permits = started
+      .flatMap(({ outFile }) => readRecords<ChildRecord>(outFile))
+      .filter((record) => record.kind === "permit");
     const timesUs = permits.map((permit) => permit.grantedAtUs);
     const firstUs = Math.min(...timesUs);
     const inRun = timesUs.filter((time) => time < firstUs + runMs * 1000);
     const allowed = requests * (runMs / windowMs);
 
+    const withMarginUs = (windowMs + marginMs) * 1000;
+    const children = new Set(permits.map((permit) => permit.child));
+
     expect(codes.every((code) => code === 0)).toBe(true);
-    expect(maxInWindow(timesUs, (windowMs + marginMs) * 1000)).toBeLessThanOrEqual(requests);
+    expect(maxInWindow(timesUs, withMarginUs)).toBeLessThanOrEqual(requests);
     expect(maxInWindow(timesUs, windowMs * 1000)).toBeLessThanOrEqual(requests);
     expect(inRun.length / allowed).toBeGreaterThanOrEqual(0.9);
-    expect(new Set(permits.map((permit) => permit.child)).size).toBeGreaterThan(1);
+    expect(children.size).toBeGreaterThan(1);
   }, 30_000);
 
   test("advertised limit applies with the configured one", async () => {
@@ -91,7 +106,9 @@ describe("rate limiter", () => {
     });
     limiter.setAdvertisedLimit({ requests: 3, windowMs: 400 });
     const timesUs: number[] = [];
-    for (let i = 0; i < 9; i++) timesUs.push((await limiter.acquire()).grantedAtUs);
+    for (let i = 0; i < 9; i++) {
+      timesUs.push((await limiter.acquire()).grantedAtUs);
+    }
 
     expect(maxInWindow(timesUs, 400_000)).toBeLessThanOrEqual(3);
     expect(maxInWindow(timesUs, 1_000_000)).toBeLessThanOrEqual(10);
@@ -112,6 +129,22 @@ describe("rate limiter", () => {
     const third = second.acquire(AbortSignal.timeout(300));
 
     await expect(third).rejects.toBeInstanceOf(AbortedError);
+  });
+
+  test("invalid advertised limit is ignored", async () => {
+    const keys = newKeys("advertised-invalid");
+    const memory = createMemoryLogger();
+    const limiter = createRateLimiter({
+      redis, keys, job, requests: 2, windowMs: 60_000,
+      logger: memory.logger,
+    });
+    limiter.setAdvertisedLimit({ requests: 0, windowMs: 3_600_000 });
+    await limiter.acquire();
+    await limiter.acquire();
+    const invalid = eventsOf(memory.lines, "ratelimit.advertised_invalid");
+
+    expect(invalid).toHaveLength(1);
+    expect(await redis.exists(keys.advertisedLimit(job))).toBe(0);
   });
 
   test("acquire stops when its signal fires", async () => {

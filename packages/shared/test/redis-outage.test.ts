@@ -1,4 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  describe,
+  expect,
+  test,
+} from "bun:test";
 import { join } from "node:path";
 import {
   AbortedError,
@@ -16,6 +23,7 @@ import {
   killFixtures,
   maxInWindow,
   readRecords,
+  removeTempDirs,
   spawnFixture,
   startOwnRedis,
   uniquePrefix,
@@ -34,12 +42,14 @@ afterEach(async () => {
 });
 afterAll(async () => {
   await own.kill();
+  removeTempDirs();
 });
 
 interface PermitRecord {
-  kind: "permit";
+  kind: "ready" | "permit";
   child: string;
   grantedAtUs: number;
+  wallMs: number;
 }
 
 describe("redis outage", () => {
@@ -49,7 +59,9 @@ describe("redis outage", () => {
     const requests = 10;
     const windowMs = 1000;
     const marginMs = 50;
-    const files = Array.from({ length: 4 }, (_, index) => join(dir, `c${index}.jsonl`));
+    const files = Array.from({ length: 4 }, (_, index) =>
+      join(dir, `c${index}.jsonl`),
+    );
     const children = files.map((outFile, index) =>
       spawnFixture("limiter-child", {
         name: `c${index}`,
@@ -62,9 +74,16 @@ describe("redis outage", () => {
         outFile,
       }),
     );
-    const permitsOf = (file: string) => readRecords<PermitRecord>(file);
+    const permitsOf = (file: string) =>
+      readRecords<PermitRecord>(file).filter((r) => r.kind === "permit");
     const all = () => files.flatMap(permitsOf);
-    await waitFor(() => all().length >= 15, 15_000, "permits before the outage");
+    const everyChildGranted = () =>
+      files.every((file) => permitsOf(file).length > 0);
+    await waitFor(
+      () => everyChildGranted() && all().length >= 15,
+      30_000,
+      "permits before the outage",
+    );
 
     await own.kill();
     const downAtMs = Date.now();
@@ -73,8 +92,10 @@ describe("redis outage", () => {
     await Bun.sleep(500);
     await own.start();
     const upAtMs = Date.now();
+    const resumed = (file: string) =>
+      permitsOf(file).some((p) => p.grantedAtUs / 1000 > upAtMs);
     await waitFor(
-      () => files.every((file) => permitsOf(file).some((p) => p.grantedAtUs / 1000 > upAtMs)),
+      () => files.every(resumed),
       15_000,
       "every child to get a permit after the restart",
     );
@@ -84,11 +105,17 @@ describe("redis outage", () => {
     const grantedWhileDown = permits.filter(
       (p) => p.grantedAtUs / 1000 >= downAtMs && p.grantedAtUs / 1000 <= upAtMs,
     );
+    // A permit granted just before the kill may be recorded a moment later.
+    const recordedWhileDown = permits.filter(
+      (p) => p.wallMs > downAtMs + 200 && p.wallMs < upAtMs,
+    );
     const timesUs = permits.map((p) => p.grantedAtUs);
+    const withMarginUs = (windowMs + marginMs) * 1000;
 
     expect(grantedWhileDown).toEqual([]);
+    expect(recordedWhileDown).toEqual([]);
     expect(all().length).toBeGreaterThan(countWhileDown);
-    expect(maxInWindow(timesUs, (windowMs + marginMs) * 1000)).toBeLessThanOrEqual(requests);
+    expect(maxInWindow(timesUs, withMarginUs)).toBeLessThanOrEqual(requests);
   }, 60_000);
 
   test("acquire waits, logs once, and resumes", async () => {
@@ -137,10 +164,10 @@ describe("isRedisUnavailableError", () => {
 
   test.each([
     ["connection closed", new Error("Connection is closed."), true],
-    ["offline queue off", new Error("Stream isn't writeable and enableOfflineQueue options is false"), true],
+    ["offline queue off", new Error("Stream isn't writeable"), true],
     ["command timeout", new Error("Command timed out"), true],
-    ["refused", Object.assign(new Error("connect"), { code: "ECONNREFUSED" }), true],
-    ["loading", replyError("LOADING Redis is loading the dataset in memory"), true],
+    ["refused", Object.assign(new Error("x"), { code: "ECONNREFUSED" }), true],
+    ["loading", replyError("LOADING Redis is loading the dataset"), true],
     ["wrong type", replyError("WRONGTYPE Operation against a key"), false],
     ["script error", replyError("ERR user_script:1: bad"), false],
     ["not an error", "Connection is closed.", false],

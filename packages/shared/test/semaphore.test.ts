@@ -1,4 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  describe,
+  expect,
+  test,
+} from "bun:test";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import {
@@ -15,7 +22,9 @@ import {
   eventsOf,
   killFixtures,
   readRecords,
+  removeTempDirs,
   spawnFixture,
+  startFixtures,
   uniquePrefix,
   waitFor,
 } from "./helpers.ts";
@@ -37,10 +46,11 @@ afterEach(killFixtures);
 afterAll(async () => {
   for (const prefix of prefixes) await deleteKeys(redis, prefix);
   redis.disconnect();
+  removeTempDirs();
 });
 
 interface HeldRecord {
-  kind: "held";
+  kind: "ready" | "held";
   child: string;
   acquiredMs: number;
   releasedMs: number;
@@ -68,9 +78,9 @@ describe("semaphore", () => {
   test("limit holds under contention", async () => {
     const keys = newKeys("contention");
     const dir = createTempDir("semaphore");
-    const runUntilMs = Date.now() + 1500 + 4000;
-    const children = Array.from({ length: 6 }, (_, index) =>
-      spawnFixture("semaphore-child", {
+    const started = Array.from({ length: 6 }, (_, index) => {
+      const outFile = join(dir, `c${index}.jsonl`);
+      const child = spawnFixture("semaphore-child", {
         name: `c${index}`,
         mode: "cycle",
         redisUrl: REDIS_URL,
@@ -78,20 +88,21 @@ describe("semaphore", () => {
         limit: 2,
         leaseMs: 1500,
         holdMs: 60,
-        runUntilMs,
-        outFile: join(dir, `c${index}.jsonl`),
-      }),
-    );
-    const codes = await Promise.all(children.map((child) => child.exited));
-    const held = children.flatMap((_, index) =>
-      readRecords<HeldRecord>(join(dir, `c${index}.jsonl`)),
-    );
+        outFile,
+      });
+      return { child, outFile };
+    });
+    await startFixtures(started, 4000);
+    const codes = await Promise.all(started.map(({ child }) => child.exited));
+    const leases = started
+      .flatMap(({ outFile }) => readRecords<HeldRecord>(outFile))
+      .filter((record) => record.kind === "held");
 
     expect(codes.every((code) => code === 0)).toBe(true);
-    expect(held.length).toBeGreaterThan(20);
-    expect(maxOverlap(held)).toBeLessThanOrEqual(2);
-    expect(maxOverlap(held)).toBe(2);
-    expect(held.filter((record) => record.lost)).toEqual([]);
+    expect(leases.length).toBeGreaterThan(20);
+    expect(maxOverlap(leases)).toBeLessThanOrEqual(2);
+    expect(maxOverlap(leases)).toBe(2);
+    expect(leases.filter((record) => record.lost)).toEqual([]);
   }, 30_000);
 
   test("slot of a killed holder comes back after its lease", async () => {
@@ -107,10 +118,10 @@ describe("semaphore", () => {
       limit: 1,
       leaseMs,
       holdMs: 0,
-      runUntilMs: 0,
       outFile,
     });
-    await waitFor(() => readRecords(outFile).length > 0, 10_000, "holder lease");
+    const holding = () => readRecords(outFile).length > 0;
+    await waitFor(holding, 10_000, "holder lease");
     const { logger } = createMemoryLogger();
     const semaphore = createSemaphore({
       redis, keys, job, name: "requests", limit: 1, leaseMs, logger,

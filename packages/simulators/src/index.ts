@@ -51,7 +51,7 @@ export interface SimulatorCounters {
   findings: number;
 }
 
-/** Interface of every vendor simulator, as the demo, tests and main.ts use it. */
+/** Interface of every vendor simulator, as the demo and tests use it. */
 export interface SimulatorHandle {
   vendor: Vendor;
   /** Base URL without a trailing slash. */

@@ -171,7 +171,11 @@ async function main() {
 
 function parseOptions(argv: string[]) {
   try {
-    return loadConfig(specs, { argv });
+    // VULNSUB_CONFIG names the services' config file, not a simulator's.
+    return loadConfig(specs, {
+      argv,
+      env: { ...process.env, VULNSUB_CONFIG: undefined },
+    });
   } catch (error) {
     console.error(`${(error as Error).message}\n\n${usage}`);
     process.exit(2);

@@ -24,7 +24,7 @@ export interface QualysHost {
   qgHostId: string | null;
   lastScan: string;
   lastVmScannedDurationSec: number | null;
-  /** Writes CDATA values on their own indented lines, as some pods do. */
+  /** Writes CDATA values on their own indented lines, as a public mock does. */
   spacedCdata: boolean;
   detections: QualysDetection[];
 }
@@ -184,7 +184,9 @@ function createHost(random: Random, id: number, n: number): QualysHost {
 
   return {
     id,
-    ip: hasIpv4 ? `10.${random.int(0, 255)}.${random.int(0, 255)}.${random.int(1, 254)}` : null,
+    ip: hasIpv4
+      ? `10.${random.int(0, 255)}.${random.int(0, 255)}.${random.int(1, 254)}`
+      : null,
     ipv6: hasIpv6 ? `fd00::${id.toString(16)}` : null,
     trackingMethod: hasIpv4 ? random.pick(["IP", "DNS", "NETBIOS"]) : "AGENT",
     os: random.chance(0.9) ? random.pick(OPERATING_SYSTEMS) : null,
@@ -232,7 +234,8 @@ function createDetection(
     severity: random.int(1, 5),
     port: hasPort ? random.pick([22, 443, 3389, 8443, 161]) : null,
     protocol: hasPort ? random.pick(["tcp", "tcp", "udp"] as const) : null,
-    ssl: type === "Info" && random.chance(0.5) ? null : random.chance(0.2) ? 1 : 0,
+    ssl:
+      type === "Info" && random.chance(0.5) ? null : random.chance(0.2) ? 1 : 0,
     resultsBytes: pickResultsBytes(random, options),
     status,
     firstFound: formatQualysTime(firstFoundMs),
@@ -247,7 +250,10 @@ function createDetection(
     qds: random.chance(0.4) ? random.int(1, 100) : null,
     cves:
       type === "Confirmed" && random.chance(0.3)
-        ? [`CVE-2023-${random.int(1000, 49999)}`, `CVE-2024-${random.int(1000, 29999)}`]
+        ? [
+            `CVE-2023-${random.int(1000, 49999)}`,
+            `CVE-2024-${random.int(1000, 29999)}`,
+          ]
         : [],
     lastProcessed: processed,
   };

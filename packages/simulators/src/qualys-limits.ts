@@ -21,7 +21,10 @@ export function createQualysLimits(options: QualysLimitsOptions) {
   let running = 0;
 
   const prune = (nowMs: number) => {
-    while (accepted.length > 0 && (accepted[0] as number) <= nowMs - options.windowMs) {
+    while (
+      accepted.length > 0 &&
+      (accepted[0] as number) <= nowMs - options.windowMs
+    ) {
       accepted.shift();
     }
   };
@@ -32,7 +35,7 @@ export function createQualysLimits(options: QualysLimitsOptions) {
   };
 
   return {
-    /** Admits a call at `nowMs` or says which limit blocks it. */
+    /** Admits a call at `nowMs`, or returns the limit that blocks it. */
     admit(nowMs: number): AdmitResult {
       prune(nowMs);
       if (running >= options.concurrency) {
@@ -43,7 +46,11 @@ export function createQualysLimits(options: QualysLimitsOptions) {
         };
       }
       if (accepted.length >= options.requests) {
-        return { admitted: false, code: 1965, secondsToWait: secondsToWait(nowMs) };
+        return {
+          admitted: false,
+          code: 1965,
+          secondsToWait: secondsToWait(nowMs),
+        };
       }
       accepted.push(nowMs);
       running++;
@@ -58,13 +65,17 @@ export function createQualysLimits(options: QualysLimitsOptions) {
       };
     },
 
-    /** The X-RateLimit-* and X-Concurrency-* headers at `nowMs`. */
+    /** Returns the X-RateLimit-* and X-Concurrency-* headers at `nowMs`. */
     headers(nowMs: number, toWaitSec = 0): Record<string, string> {
       prune(nowMs);
       return {
         "X-RateLimit-Limit": String(options.requests),
-        "X-RateLimit-Window-Sec": String(Math.max(1, Math.ceil(options.windowMs / 1000))),
-        "X-RateLimit-Remaining": String(Math.max(0, options.requests - accepted.length)),
+        "X-RateLimit-Window-Sec": String(
+          Math.max(1, Math.ceil(options.windowMs / 1000)),
+        ),
+        "X-RateLimit-Remaining": String(
+          Math.max(0, options.requests - accepted.length),
+        ),
         "X-RateLimit-ToWait-Sec": String(toWaitSec),
         "X-Concurrency-Limit-Limit": String(options.concurrency),
         "X-Concurrency-Limit-Running": String(running),
@@ -78,7 +89,7 @@ export function createQualysLimits(options: QualysLimitsOptions) {
 }
 export type QualysLimits = ReturnType<typeof createQualysLimits>;
 
-/** Wording of the 1965 TEXT: "23 hours, 57 minutes and 54 seconds". */
+/** Formats a wait as the 1965 TEXT does: "23 hours, 57 minutes and 54 seconds". */
 export function describeWait(totalSeconds: number): string {
   const hours = Math.floor(totalSeconds / 3600);
   const minutes = Math.floor((totalSeconds % 3600) / 60);

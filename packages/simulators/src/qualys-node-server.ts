@@ -6,11 +6,15 @@ import {
 import type { AddressInfo } from "node:net";
 
 /**
- * Serves a fetch-style handler over node:http. Bun.serve ends a chunked
- * body cleanly when its stream fails, which would hide a simulated
- * connection reset; here a failing body stream destroys the socket, so the
- * client sees the connection close in mid-body. Body chunks are written
- * with backpressure, and a client that goes away cancels the stream.
+ * Serves a fetch-style handler over node:http, for two reasons seen with
+ * Bun 1.3.5:
+ * - Bun.serve ends a chunked body cleanly when its stream fails, which would
+ *   hide a simulated connection reset. Here a failing body stream destroys
+ *   the socket, so the client sees the connection close in mid-body.
+ * - Bun.serve pulls a ReadableStream body as fast as it can, whatever the
+ *   client reads. Here chunks are written with backpressure, so a huge page
+ *   is generated only as fast as it is read.
+ * A client that goes away cancels the body stream.
  */
 export interface NodeServerHandle {
   /** Base URL, for example http://127.0.0.1:41234. */
@@ -25,8 +29,11 @@ export async function serveOverNodeHttp(options: {
 }): Promise<NodeServerHandle> {
   const server = createServer((req, res) => {
     handle(req, res, options.handler).catch((error: unknown) => {
-      if (!res.headersSent) res.writeHead(500, { "Content-Type": "text/plain" });
-      res.end(`simulator error: ${error instanceof Error ? error.message : String(error)}\n`);
+      if (!res.headersSent)
+        res.writeHead(500, { "Content-Type": "text/plain" });
+      res.end(
+        `simulator error: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
     });
   });
   await new Promise<void>((resolve, reject) => {
@@ -34,7 +41,9 @@ export async function serveOverNodeHttp(options: {
     server.listen(options.port, options.host, () => resolve());
   });
   const address = server.address() as AddressInfo;
-  const host = address.address.includes(":") ? `[${address.address}]` : address.address;
+  const host = address.address.includes(":")
+    ? `[${address.address}]`
+    : address.address;
 
   return {
     url: `http://${host}:${address.port}`,
@@ -73,7 +82,8 @@ async function toRequest(req: IncomingMessage): Promise<Request> {
     else if (Array.isArray(value)) headers.set(name, value.join(", "));
   }
   const method = req.method ?? "GET";
-  if (method === "GET" || method === "HEAD") return new Request(url, { method, headers });
+  if (method === "GET" || method === "HEAD")
+    return new Request(url, { method, headers });
 
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -82,11 +92,16 @@ async function toRequest(req: IncomingMessage): Promise<Request> {
 
 async function pipeBody(body: ReadableStream<Uint8Array>, res: ServerResponse) {
   const reader = body.getReader();
-  let clientGone = false;
-  res.once("close", () => {
-    if (res.writableFinished) return;
-    clientGone = true;
+  const cancel = () => {
     reader.cancel(new Error("client closed the connection")).catch(() => {});
+  };
+  // A client that left during a slow first byte is already gone here.
+  if (res.destroyed) {
+    cancel();
+    return;
+  }
+  res.once("close", () => {
+    if (!res.writableFinished) cancel();
   });
 
   let lastWrite: Promise<void> = Promise.resolve();
@@ -98,12 +113,12 @@ async function pipeBody(body: ReadableStream<Uint8Array>, res: ServerResponse) {
       // The body failed: once the bytes written so far reached the socket,
       // close it without ending the response. Bun's node:http hands the
       // bytes to the socket a tick after the write callback, hence the wait.
-      await lastWrite;
+      await Promise.race([lastWrite, Bun.sleep(1000)]);
       await Bun.sleep(5);
       res.destroy(error instanceof Error ? error : new Error(String(error)));
       return;
     }
-    if (clientGone) return;
+    if (res.destroyed) return;
     if (chunk.done) {
       res.end();
       return;
@@ -118,6 +133,10 @@ async function pipeBody(body: ReadableStream<Uint8Array>, res: ServerResponse) {
 
 function drainedOrClosed(res: ServerResponse): Promise<void> {
   return new Promise<void>((resolve) => {
+    if (res.destroyed) {
+      resolve();
+      return;
+    }
     const done = () => {
       res.off("drain", done);
       res.off("close", done);

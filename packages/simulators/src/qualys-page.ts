@@ -46,7 +46,7 @@ const TARGET_CHUNK_CHARS = 64 * 1024;
 /**
  * Streams one detection page host by host, pulling the next host only when
  * the reader wants more, so a page of any size never sits in memory. The
- * page holds at most `truncationLimit` hosts that have a selected
+ * page contains at most `truncationLimit` hosts that have a selected
  * detection; when more remain it ends with WARNING 1980 and a URL whose
  * id_min is the next such host.
  */
@@ -76,61 +76,21 @@ export function createDetectionPageStream(
       pull(controller) {
         if (phase === "head") {
           phase = "hosts";
-          const head = pageHeadXml(input.origin, input.apiVersion, input.datetime);
-          controller.enqueue(encoder.encode(head));
+          const { origin, apiVersion, datetime } = input;
+          enqueue(controller, pageHeadXml(origin, apiVersion, datetime));
           return;
         }
-        const parts: string[] = [];
-        let size = 0;
-        while (size < TARGET_CHUNK_CHARS) {
-          const next = nextHost();
-          if (!next) break;
-          let xml = hostXml(next.host, next.detections, {
-            showResults: input.query.showResults,
-            showQds: input.query.showQds,
-            showQdsFactors: input.query.showQdsFactors,
-            seed: input.seed,
-          });
-          if (written === 0) xml = hostListOpenXml() + xml;
-          if (written === faultAtHost && input.fault) {
-            faultApplied = true;
-            const outcome = applyFault(input.fault, xml);
-            if (outcome.stop) {
-              parts.push(outcome.xml);
-              controller.enqueue(encoder.encode(parts.join("")));
-              endWithFault(controller, input.fault);
-              return;
-            }
-            xml = outcome.xml;
-          }
-          for (const detection of next.detections) {
-            versions.push(servedVersionOf(next.host, detection));
-          }
-          written++;
-          parts.push(xml);
-          size += xml.length;
-        }
-        if (size > 0) {
-          controller.enqueue(encoder.encode(parts.join("")));
+
+        const chunk = nextHostsChunk();
+        if (chunk.text !== "") enqueue(controller, chunk.text);
+        if (chunk.faulted) {
+          endWithFault(controller);
           return;
         }
-        // No host left for this page: the tail closes the document. A page
-        // shorter than the fault position takes the fault in its tail.
-        let tail = (written > 0 ? hostListCloseXml() : "") + pageTailXml(nextPageWarning());
-        if (input.fault && !faultApplied) {
-          const outcome = applyFault(input.fault, tail);
-          if (outcome.stop) {
-            controller.enqueue(encoder.encode(outcome.xml));
-            endWithFault(controller, input.fault);
-            return;
-          }
-          tail = outcome.xml;
-        }
-        controller.enqueue(encoder.encode(tail));
-        phase = "done";
-        controller.close();
-        if (!input.fault) input.onComplete(versions);
-        finish();
+        if (chunk.text !== "") return;
+
+        // No host left for this page: the tail closes the document.
+        writeTail(controller);
       },
       cancel() {
         finish();
@@ -139,7 +99,73 @@ export function createDetectionPageStream(
     { highWaterMark: 0 },
   );
 
-  function nextHost(): { host: QualysHost; detections: ReturnType<typeof selectDetections> } | null {
+  function enqueue(
+    controller: ReadableStreamDefaultController<Uint8Array>,
+    text: string,
+  ) {
+    controller.enqueue(encoder.encode(text));
+  }
+
+  /** Renders hosts up to the chunk size; `faulted` ends the body there. */
+  function nextHostsChunk(): { text: string; faulted: boolean } {
+    const parts: string[] = [];
+    let size = 0;
+    while (size < TARGET_CHUNK_CHARS) {
+      const next = nextHost();
+      if (!next) break;
+      let xml = hostXml(next.host, next.detections, {
+        showResults: input.query.showResults,
+        showQds: input.query.showQds,
+        showQdsFactors: input.query.showQdsFactors,
+        seed: input.seed,
+      });
+      if (written === 0) xml = hostListOpenXml() + xml;
+
+      if (written === faultAtHost && input.fault) {
+        faultApplied = true;
+        const outcome = applyFault(input.fault, xml);
+        if (outcome.stop) {
+          parts.push(outcome.xml);
+          return { text: parts.join(""), faulted: true };
+        }
+        xml = outcome.xml;
+      }
+
+      for (const detection of next.detections) {
+        versions.push(servedVersionOf(next.host, detection));
+      }
+      written++;
+      parts.push(xml);
+      size += xml.length;
+    }
+    return { text: parts.join(""), faulted: false };
+  }
+
+  // A page shorter than the fault position takes the fault in its tail.
+  function writeTail(controller: ReadableStreamDefaultController<Uint8Array>) {
+    let tail =
+      (written > 0 ? hostListCloseXml() : "") + pageTailXml(nextPageWarning());
+    if (input.fault && !faultApplied) {
+      const outcome = applyFault(input.fault, tail);
+      if (outcome.stop) {
+        enqueue(controller, outcome.xml);
+        endWithFault(controller);
+        return;
+      }
+      tail = outcome.xml;
+    }
+
+    enqueue(controller, tail);
+    phase = "done";
+    controller.close();
+    if (!input.fault) input.onComplete(versions);
+    finish();
+  }
+
+  function nextHost(): {
+    host: QualysHost;
+    detections: ReturnType<typeof selectDetections>;
+  } | null {
     if (written >= input.query.truncationLimit) return null;
     return findSelectedHost();
   }
@@ -170,10 +196,9 @@ export function createDetectionPageStream(
 
   function endWithFault(
     controller: ReadableStreamDefaultController<Uint8Array>,
-    fault: BodyFault,
   ) {
     phase = "done";
-    if (fault === "reset") {
+    if (input.fault === "reset") {
       controller.error(new Error("simulated connection reset"));
     } else {
       controller.close();
@@ -196,9 +221,15 @@ function firstHostIndex(hosts: readonly QualysHost[], idMin: number): number {
 
 // Reset and truncate cut the XML in the middle; malformed misspells the
 // first closing tag and lets the rest of the page follow.
-function applyFault(fault: BodyFault, xml: string): { xml: string; stop: boolean } {
+function applyFault(
+  fault: BodyFault,
+  xml: string,
+): { xml: string; stop: boolean } {
   if (fault === "malformed") {
     return { xml: xml.replace(/<\/([A-Z_]+)>/, "</$1_BROKEN>"), stop: false };
   }
-  return { xml: xml.slice(0, Math.max(1, Math.floor(xml.length / 2))), stop: true };
+  return {
+    xml: xml.slice(0, Math.max(1, Math.floor(xml.length / 2))),
+    stop: true,
+  };
 }

@@ -67,7 +67,8 @@ export function parseDetectionQuery(
     return fail(1901, `Unrecognized parameter(s): ${unknown.join(", ")}`);
   }
   const action = params.get("action");
-  if (action === null) return fail(1903, "Missing required parameter(s): action");
+  if (action === null)
+    return fail(1903, "Missing required parameter(s): action");
   try {
     if (action !== "list") invalid("action", action, "expected list");
     return { ok: true, query: readQuery(params, defaultTruncationLimit) };
@@ -88,10 +89,16 @@ export function selectDetections(
     if (!query.severities.has(detection.severity)) return false;
     if (query.qids && !query.qids.has(detection.qid)) return false;
     const processedMs = Date.parse(detection.lastProcessed);
-    if (query.processedAfterMs !== null && processedMs <= query.processedAfterMs) {
+    if (
+      query.processedAfterMs !== null &&
+      processedMs <= query.processedAfterMs
+    ) {
       return false;
     }
-    if (query.processedBeforeMs !== null && processedMs >= query.processedBeforeMs) {
+    if (
+      query.processedBeforeMs !== null &&
+      processedMs >= query.processedBeforeMs
+    ) {
       return false;
     }
     return true;
@@ -108,13 +115,18 @@ export function hostSelected(hostId: number, query: DetectionQuery): boolean {
 
 class InvalidValue extends Error {}
 
-function readQuery(params: URLSearchParams, defaultLimit: number): DetectionQuery {
+function readQuery(
+  params: URLSearchParams,
+  defaultLimit: number,
+): DetectionQuery {
   const format = params.get("output_format");
   if (format !== null && format !== "XML") {
     invalid("output_format", format, "this simulator serves XML only");
   }
   return {
-    truncationLimit: readInteger(params, "truncation_limit", 1, MAX_TRUNCATION_LIMIT) ?? defaultLimit,
+    truncationLimit:
+      readInteger(params, "truncation_limit", 1, MAX_TRUNCATION_LIMIT) ??
+      defaultLimit,
     idMin: readInteger(params, "id_min", 1, Number.MAX_SAFE_INTEGER),
     idMax: readInteger(params, "id_max", 1, Number.MAX_SAFE_INTEGER),
     ids: readRanges(params, "ids"),
@@ -163,7 +175,8 @@ function readQids(params: URLSearchParams): Set<number> | null {
   if (!ranges) return null;
   const qids = new Set<number>();
   for (const [low, high] of ranges) {
-    if (high - low > 1_000_000) invalid("qids", params.get("qids"), "range too large");
+    if (high - low > 1_000_000)
+      invalid("qids", params.get("qids"), "range too large");
     for (let qid = low; qid <= high; qid++) qids.add(qid);
   }
   return qids;
@@ -188,7 +201,8 @@ function readSeverities(params: URLSearchParams): Set<number> {
     if (low < 1 || high > 5 || low > high) {
       invalid("severities", params.get("severities"), "expected 1-5");
     }
-    for (let severity = low; severity <= high; severity++) severities.add(severity);
+    for (let severity = low; severity <= high; severity++)
+      severities.add(severity);
   }
   return severities;
 }
@@ -213,7 +227,9 @@ function readFlag(params: URLSearchParams, name: string, fallback: boolean) {
 }
 
 function invalid(name: string, value: string | null, reason: string): never {
-  throw new InvalidValue(`parameter ${name} has invalid value: ${value} (${reason})`);
+  throw new InvalidValue(
+    `parameter ${name} has invalid value: ${value} (${reason})`,
+  );
 }
 
 function fail(code: number, text: string): QueryResult {

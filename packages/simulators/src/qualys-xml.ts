@@ -8,7 +8,7 @@ import type { QualysDetection, QualysHost } from "./qualys-dataset.ts";
  * indented line), and SIMPLE_RETURN bodies for errors.
  */
 
-/** What a detection page shows, from show_results, show_qds, ... */
+/** Output switches of a detection page (show_results, show_qds, ...). */
 export interface DetectionOutputOptions {
   showResults: boolean;
   showQds: boolean;
@@ -22,7 +22,7 @@ export interface SimpleReturnItem {
   value: string;
 }
 
-/** SIMPLE_RETURN body, as sent with 400, 401 and 409 answers. */
+/** Builds a SIMPLE_RETURN body, as sent with 400, 401 and 409 responses. */
 export function simpleReturnXml(
   origin: string,
   datetime: string,
@@ -101,7 +101,7 @@ export function pageTailXml(
   return lines.join("\n");
 }
 
-/** One HOST element with the given detections (already filtered). */
+/** Builds one HOST element with the given (already filtered) detections. */
 export function hostXml(
   host: QualysHost,
   detections: readonly QualysDetection[],
@@ -112,7 +112,8 @@ export function hostXml(
     if (value !== null) parts.push(`        <${name}>${value}</${name}>\n`);
   };
   const addText = (name: string, value: string | null, indent = 8) => {
-    if (value !== null) parts.push(textElement(name, value, indent, host.spacedCdata));
+    if (value !== null)
+      parts.push(textElement(name, value, indent, host.spacedCdata));
   };
 
   add("ID", host.id);
@@ -142,11 +143,10 @@ export function hostXml(
 }
 
 /** Deterministic RESULTS text of `bytes` ASCII characters. */
-export function resultsText(
-  detection: QualysDetection,
-  seed: number,
-): string {
-  const random = createRandom(seed ^ Math.imul(detection.index + 1, 2654435761));
+export function resultsText(detection: QualysDetection, seed: number): string {
+  const random = createRandom(
+    seed ^ Math.imul(detection.index + 1, 2654435761),
+  );
   const header = random.chance(0.5)
     ? "Package\tInstalled Version\tRequired Version\n"
     : "CIPHER\tKEY-EXCHANGE\tAUTHENTICATION\tMAC\tENCRYPTION(KEY-STRENGTH)\n";
@@ -201,7 +201,8 @@ function detectionXml(
   add("LAST_FIXED_DATETIME", detection.lastFixed);
   add("FIRST_REOPENED_DATETIME", detection.firstReopened);
   add("LAST_REOPENED_DATETIME", detection.lastReopened);
-  if (detection.timesReopened > 0) add("TIMES_REOPENED", detection.timesReopened);
+  if (detection.timesReopened > 0)
+    add("TIMES_REOPENED", detection.timesReopened);
   add("IS_IGNORED", 0);
   add("IS_DISABLED", 0);
   add("LAST_PROCESSED_DATETIME", detection.lastProcessed);

@@ -13,11 +13,11 @@ import {
   createQualysDataset,
   formatQualysTime,
 } from "./qualys-dataset.ts";
-import { createQualysLimits, describeWait } from "./qualys-limits.ts";
+import { createQualysLimits } from "./qualys-limits.ts";
 import { serveOverNodeHttp } from "./qualys-node-server.ts";
 import { createDetectionPageStream, type BodyFault } from "./qualys-page.ts";
 import { parseDetectionQuery } from "./qualys-params.ts";
-import { simpleReturnXml, type SimpleReturnItem } from "./qualys-xml.ts";
+import { createQualysResponses } from "./qualys-responses.ts";
 
 /**
  * Qualys VMDR simulator: the Host List Detection API
@@ -72,7 +72,8 @@ export interface QualysSimulatorHandle {
   stop(): Promise<void>;
 }
 
-const DETECTION_PATH = /^\/api\/(2\.0|3\.0|4\.0|5\.0)\/fo\/asset\/host\/vm\/detection\/?$/;
+const DETECTION_PATH =
+  /^\/api\/(2\.0|3\.0|4\.0|5\.0)\/fo\/asset\/host\/vm\/detection\/?$/;
 const DEFAULT_RATE_LIMIT = { requests: 300, windowMs: 3_600_000 };
 const FAULT_THROTTLE_SECONDS = 1;
 
@@ -103,7 +104,8 @@ export async function startQualysSimulator(
   let faults = mergeFaults(NO_FAULTS, options.faults ?? {});
   let epoch = 0;
 
-  const expectedAuth = `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString("base64")}`;
+  const pair = `${credentials.username}:${credentials.password}`;
+  const expectedAuth = `Basic ${Buffer.from(pair).toString("base64")}`;
 
   // Set once the server listens; page URLs and DTD links use it.
   let origin = "";
@@ -114,39 +116,60 @@ export async function startQualysSimulator(
       const url = new URL(request.url);
       if (url.pathname.startsWith("/_sim/")) return handleAdmin(request, url);
       const response = await handleApi(request, url);
-      requestsByStatus[response.status] = (requestsByStatus[response.status] ?? 0) + 1;
+      requestsByStatus[response.status] =
+        (requestsByStatus[response.status] ?? 0) + 1;
       return response;
     },
   });
   origin = server.url;
+  const responses = createQualysResponses(() => origin, limits);
 
   async function handleApi(request: Request, url: URL): Promise<Response> {
     const nowMs = Date.now();
     auditor.record(nowMs);
     const match = DETECTION_PATH.exec(url.pathname);
     if (!match) {
-      return new Response("Not Found\n", { status: 404, headers: limits.headers(nowMs) });
+      return new Response("Not Found\n", {
+        status: 404,
+        headers: limits.headers(nowMs),
+      });
     }
 
     if (request.headers.get("authorization") !== expectedAuth) {
-      // NOTE: the code number of this answer was not found in Qualys
-      // documents; the TEXT is the documented "Bad Login/Password".
-      return simpleReturn(401, 2000, "Bad Login/Password", nowMs);
+      // NOTE: Qualys documents give the TEXT "Bad Login/Password" but not
+      // the code number of this response, so 2000 is a stand-in.
+      return responses.simpleReturn(401, 2000, "Bad Login/Password", nowMs);
     }
     if (!request.headers.get("x-requested-with")) {
-      // NOTE: Qualys clients always send X-Requested-With, but a document
-      // stating the API rejects calls without it was not found; the code
-      // used here is the generic missing-parameter one.
-      return simpleReturn(400, 1903, "Missing required header: X-Requested-With", nowMs);
+      // NOTE: Qualys clients always send X-Requested-With. No Qualys
+      // document read states that the API rejects calls without it, so
+      // this check and its code (the missing-parameter 1903) are a guess.
+      return responses.simpleReturn(
+        400,
+        1903,
+        "Missing required header: X-Requested-With",
+        nowMs,
+      );
     }
     if (request.method !== "GET" && request.method !== "POST") {
-      return simpleReturn(400, 1908, `Method ${request.method} is not allowed`, nowMs);
+      return responses.simpleReturn(
+        400,
+        1908,
+        `Method ${request.method} is not allowed`,
+        nowMs,
+      );
     }
 
     const admit = limits.admit(nowMs);
-    if (!admit.admitted) return blocked(admit, nowMs);
+    if (!admit.admitted) return responses.blocked(admit, nowMs);
     try {
-      return await serveDetections(request, url, match[1] as string, admit.release, nowMs);
+      return await serveDetections(
+        request,
+        url,
+        match[1] as string,
+        admit.release,
+        nowMs,
+      );
     } catch (error) {
       admit.release();
       throw error;
@@ -166,10 +189,13 @@ export async function startQualysSimulator(
         params.append(name, value);
       }
     }
-    const parsed = parseDetectionQuery(params, options.defaultTruncationLimit ?? 1000);
+    const parsed = parseDetectionQuery(
+      params,
+      options.defaultTruncationLimit ?? 1000,
+    );
     if (!parsed.ok) {
       release();
-      return simpleReturn(400, parsed.code, parsed.text, nowMs);
+      return responses.simpleReturn(400, parsed.code, parsed.text, nowMs);
     }
 
     const throttled = drawThrottleFault(nowMs);
@@ -180,7 +206,7 @@ export async function startQualysSimulator(
     if (faultRandom.chance(faults.serverErrorRate)) {
       release();
       countFault("serverError");
-      return serviceUnavailable(nowMs);
+      return responses.serviceUnavailable(nowMs);
     }
     if (faultRandom.chance(faults.slowRate)) {
       countFault("slow");
@@ -212,9 +238,12 @@ export async function startQualysSimulator(
     if (!faultRandom.chance(faults.throttleRate)) return null;
     countFault("throttle");
     if (faultRandom.chance(0.5)) {
-      return blocked({ admitted: false, code: 1960, callsToFinish: 1 }, nowMs);
+      return responses.blocked(
+        { admitted: false, code: 1960, callsToFinish: 1 },
+        nowMs,
+      );
     }
-    return blocked(
+    return responses.blocked(
       { admitted: false, code: 1965, secondsToWait: FAULT_THROTTLE_SECONDS },
       nowMs,
     );
@@ -235,68 +264,14 @@ export async function startQualysSimulator(
     return null;
   }
 
-  function blocked(
-    result:
-      | { admitted: false; code: 1960; callsToFinish: number }
-      | { admitted: false; code: 1965; secondsToWait: number },
-    nowMs: number,
-  ): Response {
-    if (result.code === 1960) {
-      const calls = result.callsToFinish;
-      const text = `This API cannot be run again until ${calls} currently running API instance${calls === 1 ? " has" : "s have"} finished.`;
-      return simpleReturn(409, 1960, text, nowMs, [
-        { key: "CALLS_TO_FINISH", value: String(calls) },
-      ]);
-    }
-    const seconds = result.secondsToWait;
-    return simpleReturn(
-      409,
-      1965,
-      `This API cannot be run again for another ${describeWait(seconds)}.`,
-      nowMs,
-      [{ key: "SECONDS_TO_WAIT", value: String(seconds) }],
-      seconds,
-    );
-  }
-
-  function simpleReturn(
-    status: number,
-    code: number,
-    text: string,
-    nowMs: number,
-    items: SimpleReturnItem[] = [],
-    toWaitSec = 0,
-  ): Response {
-    const xml = simpleReturnXml(origin, formatQualysTime(nowMs), code, text, items);
-    return new Response(xml, {
-      status,
-      headers: {
-        "Content-Type": "text/xml;charset=UTF-8",
-        ...limits.headers(nowMs, toWaitSec),
-      },
-    });
-  }
-
-  // NOTE: the body Qualys sends with a 503 was not found in recorded
-  // responses; this is a typical front-end error page.
-  function serviceUnavailable(nowMs: number): Response {
-    const html =
-      "<html><head><title>503 Service Unavailable</title></head>" +
-      "<body><h1>Service Unavailable</h1><p>The server is temporarily " +
-      "unable to service your request.</p></body></html>\n";
-    return new Response(html, {
-      status: 503,
-      headers: { "Content-Type": "text/html", ...limits.headers(nowMs) },
-    });
-  }
-
   async function handleAdmin(request: Request, url: URL): Promise<Response> {
     const route = `${request.method} ${url.pathname}`;
     if (route === "GET /_sim/ground-truth") {
       return Response.json({ vendor: "qualys", served: groundTruth.list() });
     }
     if (route === "GET /_sim/counters") return Response.json(counters());
-    if (route === "POST /_sim/advance") return Response.json({ epoch: advanceEpoch() });
+    if (route === "POST /_sim/advance")
+      return Response.json({ epoch: advanceEpoch() });
     if (route === "POST /_sim/faults") {
       try {
         faults = mergeFaults(faults, await request.json());
@@ -306,7 +281,10 @@ export async function startQualysSimulator(
         return Response.json({ error: message }, { status: 400 });
       }
     }
-    return Response.json({ error: `unknown admin route ${route}` }, { status: 404 });
+    return Response.json(
+      { error: `unknown admin route ${route}` },
+      { status: 404 },
+    );
   }
 
   function counters(): QualysSimulatorCounters {
@@ -321,7 +299,12 @@ export async function startQualysSimulator(
 
   function advanceEpoch(): number {
     epoch++;
-    advanceQualysEpoch(dataset, options.seed, epoch, formatQualysTime(Date.now()));
+    advanceQualysEpoch(
+      dataset,
+      options.seed,
+      epoch,
+      formatQualysTime(Date.now()),
+    );
     return epoch;
   }
 

@@ -53,12 +53,12 @@ export function elementTexts(xml: string, name: string): string[] {
   );
 }
 
-/** Each HOST element of a page, as XML text. */
+/** Returns each HOST element of a page, as XML text. */
 export function hostBlocks(xml: string): string[] {
   return [...xml.matchAll(/<HOST>[\s\S]*?<\/HOST>/g)].map((match) => match[0]);
 }
 
-/** The WARNING URL of a page, or null on the last page. */
+/** Returns the WARNING URL of a page, or null on the last page. */
 export function warningUrl(xml: string): string | null {
   const warning = /<WARNING>[\s\S]*<\/WARNING>/.exec(xml)?.[0];
   if (!warning) return null;

@@ -11,8 +11,11 @@ afterEach(() => pool.stopAll());
 
 describe("qualys simulator limits", () => {
   test("call over the rate gets 409 1965", async () => {
-    const sim = await pool.start({ rateLimit: { requests: 2, windowMs: 60_000 } });
-    for (let i = 0; i < 2; i++) await (await getDetections(sim, "action=list")).text();
+    const sim = await pool.start({
+      rateLimit: { requests: 2, windowMs: 60_000 },
+    });
+    for (let i = 0; i < 2; i++)
+      await (await getDetections(sim, "action=list")).text();
     const response = await getDetections(sim, "action=list");
     const body = await response.text();
     const toWait = Number(response.headers.get("x-ratelimit-towait-sec"));
@@ -71,8 +74,11 @@ describe("qualys simulator limits", () => {
   });
 
   test("quota auditor counts every API call at arrival", async () => {
-    const sim = await pool.start({ rateLimit: { requests: 2, windowMs: 60_000 } });
-    for (let i = 0; i < 3; i++) await (await getDetections(sim, "action=list")).text();
+    const sim = await pool.start({
+      rateLimit: { requests: 2, windowMs: 60_000 },
+    });
+    for (let i = 0; i < 3; i++)
+      await (await getDetections(sim, "action=list")).text();
     await (await getDetections(sim, "action=list", {})).text();
     await (await fetch(`${sim.url}/_sim/counters`)).text();
     const counters = sim.counters();
@@ -160,9 +166,14 @@ describe("qualys simulator faults", () => {
 describe("qualys simulator ground truth", () => {
   test("clean pages add every served detection", async () => {
     const sim = await pool.start({ assets: 20 });
-    const pages = await readAllPages(sim, "action=list&truncation_limit=6&show_igs=1");
+    const pages = await readAllPages(
+      sim,
+      "action=list&truncation_limit=6&show_igs=1",
+    );
     const detections = pages.flatMap((xml) => elementTexts(xml, "QID"));
-    const admin = (await (await fetch(`${sim.url}/_sim/ground-truth`)).json()) as {
+    const admin = (await (
+      await fetch(`${sim.url}/_sim/ground-truth`)
+    ).json()) as {
       vendor: string;
       served: unknown[];
     };
@@ -179,8 +190,15 @@ describe("qualys simulator ground truth", () => {
     const normalise = (xml: string, url: string) =>
       xml.replaceAll(url, "").replace(/<DATETIME>.*<\/DATETIME>/, "");
     const read = async (sim: typeof first) =>
-      normalise(await (await getDetections(sim, "action=list&show_igs=1")).text(), sim.url);
-    const [a, b, c] = [await read(first), await read(second), await read(other)];
+      normalise(
+        await (await getDetections(sim, "action=list&show_igs=1")).text(),
+        sim.url,
+      );
+    const [a, b, c] = [
+      await read(first),
+      await read(second),
+      await read(other),
+    ];
     expect(a).toBe(b);
     expect(a).not.toBe(c);
     expect(first.groundTruth()).toEqual(second.groundTruth());
@@ -189,10 +207,15 @@ describe("qualys simulator ground truth", () => {
   test("advance changes statuses and processing times", async () => {
     const sim = await pool.start({ assets: 40, findingsPerAsset: 10 });
     const before = Date.now() - 1000;
-    const advanced = await (await fetch(`${sim.url}/_sim/advance`, { method: "POST" })).json();
+    const advanced = await (
+      await fetch(`${sim.url}/_sim/advance`, { method: "POST" })
+    ).json();
     const since = new Date(before).toISOString().replace(/\.\d{3}Z$/, "Z");
     const xml = await (
-      await getDetections(sim, `action=list&show_igs=1&detection_processed_after=${since}`)
+      await getDetections(
+        sim,
+        `action=list&show_igs=1&detection_processed_after=${since}`,
+      )
     ).text();
     const statuses = elementTexts(xml, "STATUS");
     expect(advanced).toEqual({ epoch: 1 });
@@ -203,8 +226,14 @@ describe("qualys simulator ground truth", () => {
   });
 
   test("large findings have RESULTS over 100 KB", async () => {
-    const sim = await pool.start({ assets: 2, findingsPerAsset: 2, largeFindingRate: 1 });
-    const xml = await (await getDetections(sim, "action=list&show_igs=1")).text();
+    const sim = await pool.start({
+      assets: 2,
+      findingsPerAsset: 2,
+      largeFindingRate: 1,
+    });
+    const xml = await (
+      await getDetections(sim, "action=list&show_igs=1")
+    ).text();
     const sizes = elementTexts(xml, "RESULTS").map((text) => text.length);
     expect(sizes.length).toBe(4);
     expect(Math.min(...sizes)).toBeGreaterThan(100 * 1024 - 200);

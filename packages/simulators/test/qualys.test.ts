@@ -47,7 +47,9 @@ describe("qualys simulator auth and headers", () => {
       expect(response.headers.get("x-ratelimit-window-sec")).toBe("3600");
       expect(response.headers.get("x-ratelimit-towait-sec")).toBe("0");
       expect(response.headers.get("x-concurrency-limit-limit")).toBe("2");
-      expect(response.headers.get("x-concurrency-limit-running")).not.toBeNull();
+      expect(
+        response.headers.get("x-concurrency-limit-running"),
+      ).not.toBeNull();
       expect(response.headers.get("x-ratelimit-remaining")).not.toBeNull();
     }
     expect(ok.headers.get("x-ratelimit-remaining")).toBe("299");
@@ -120,7 +122,8 @@ describe("qualys simulator parameters", () => {
         body: query,
       })
     ).text();
-    const withoutTime = (xml: string) => xml.replace(/<DATETIME>.*<\/DATETIME>/, "");
+    const withoutTime = (xml: string) =>
+      xml.replace(/<DATETIME>.*<\/DATETIME>/, "");
     expect(withoutTime(viaPost)).toBe(withoutTime(viaGet));
   });
 
@@ -140,7 +143,10 @@ describe("qualys simulator parameters", () => {
 describe("qualys simulator paging", () => {
   test("pages hold truncation_limit hosts in ID order", async () => {
     const sim = await pool.start({ assets: 23 });
-    const pages = await readAllPages(sim, "action=list&truncation_limit=5&show_igs=1");
+    const pages = await readAllPages(
+      sim,
+      "action=list&truncation_limit=5&show_igs=1",
+    );
     const ids = pages.flatMap((xml) =>
       hostBlocks(xml).map((host) => Number(elementTexts(host, "ID")[0])),
     );
@@ -159,7 +165,9 @@ describe("qualys simulator paging", () => {
       await getDetections(sim, "action=list&truncation_limit=10&show_igs=1")
     ).text();
     const url = new URL(warningUrl(first) as string);
-    const allIds = hostBlocks(second).map((host) => elementTexts(host, "ID")[0]);
+    const allIds = hostBlocks(second).map(
+      (host) => elementTexts(host, "ID")[0],
+    );
     expect(elementTexts(first, "CODE")).toContain("1980");
     expect(url.origin).toBe(sim.url);
     expect(url.pathname).toBe(DETECTION_PATH);
@@ -170,7 +178,9 @@ describe("qualys simulator paging", () => {
 
   test("last page has no WARNING", async () => {
     const sim = await pool.start({ assets: 4 });
-    const xml = await (await getDetections(sim, "action=list&show_igs=1")).text();
+    const xml = await (
+      await getDetections(sim, "action=list&show_igs=1")
+    ).text();
     expect(warningUrl(xml)).toBeNull();
     expect(xml).toStartWith('<?xml version="1.0" encoding="UTF-8" ?>');
     expect(xml).toContain("<!DOCTYPE HOST_LIST_VM_DETECTION_OUTPUT SYSTEM");
@@ -180,7 +190,10 @@ describe("qualys simulator paging", () => {
   test("no matching detection gives an empty page", async () => {
     const sim = await pool.start();
     const xml = await (
-      await getDetections(sim, "action=list&detection_processed_after=2099-01-01")
+      await getDetections(
+        sim,
+        "action=list&detection_processed_after=2099-01-01",
+      )
     ).text();
     expect(hostBlocks(xml)).toEqual([]);
     expect(xml).not.toContain("<HOST_LIST>");
@@ -191,7 +204,9 @@ describe("qualys simulator paging", () => {
 describe("qualys simulator filters", () => {
   test("status filter keeps only that status", async () => {
     const sim = await pool.start({ assets: 30 });
-    const xml = await (await getDetections(sim, "action=list&status=Fixed")).text();
+    const xml = await (
+      await getDetections(sim, "action=list&status=Fixed")
+    ).text();
     const statuses = elementTexts(xml, "STATUS");
     expect(statuses.length).toBeGreaterThan(0);
     expect(new Set(statuses)).toEqual(new Set(["Fixed"]));
@@ -200,21 +215,27 @@ describe("qualys simulator filters", () => {
   test("Info detections only with show_igs=1", async () => {
     const sim = await pool.start({ assets: 30 });
     const without = await (await getDetections(sim, "action=list")).text();
-    const withIgs = await (await getDetections(sim, "action=list&show_igs=1")).text();
+    const withIgs = await (
+      await getDetections(sim, "action=list&show_igs=1")
+    ).text();
     expect(elementTexts(without, "TYPE")).not.toContain("Info");
     expect(elementTexts(withIgs, "TYPE")).toContain("Info");
   });
 
   test("severities filter keeps those levels", async () => {
     const sim = await pool.start({ assets: 30 });
-    const xml = await (await getDetections(sim, "action=list&severities=4-5")).text();
+    const xml = await (
+      await getDetections(sim, "action=list&severities=4-5")
+    ).text();
     const levels = new Set(elementTexts(xml, "SEVERITY"));
     expect(levels).toEqual(new Set(["4", "5"]));
   });
 
   test("show_results=0 leaves RESULTS out", async () => {
     const sim = await pool.start();
-    const xml = await (await getDetections(sim, "action=list&show_results=0")).text();
+    const xml = await (
+      await getDetections(sim, "action=list&show_results=0")
+    ).text();
     expect(xml).not.toContain("<RESULTS>");
   });
 
@@ -225,7 +246,9 @@ describe("qualys simulator filters", () => {
       await getDetections(sim, "action=list&show_qds=1&show_qds_factors=1")
     ).text();
     expect(plain).not.toContain("<QDS ");
-    expect(scored).toMatch(/<QDS severity="(LOW|MEDIUM|HIGH|CRITICAL)">\d+<\/QDS>/);
+    expect(scored).toMatch(
+      /<QDS severity="(LOW|MEDIUM|HIGH|CRITICAL)">\d+<\/QDS>/,
+    );
     expect(scored).toContain('<QDS_FACTOR name="CVSS">');
   });
 
@@ -233,17 +256,25 @@ describe("qualys simulator filters", () => {
     const sim = await pool.start({ assets: 30 });
     const cutoff = "2024-01-10T00:00:00Z";
     const xml = await (
-      await getDetections(sim, `action=list&show_igs=1&detection_processed_after=${cutoff}`)
+      await getDetections(
+        sim,
+        `action=list&show_igs=1&detection_processed_after=${cutoff}`,
+      )
     ).text();
     const processed = elementTexts(xml, "LAST_PROCESSED_DATETIME");
     expect(processed.length).toBeGreaterThan(0);
-    expect(processed.every((time) => Date.parse(time) > Date.parse(cutoff))).toBe(true);
+    expect(
+      processed.every((time) => Date.parse(time) > Date.parse(cutoff)),
+    ).toBe(true);
   });
 
   test("optional host elements are sometimes missing", async () => {
     const sim = await pool.start({ assets: 40 });
-    const hosts = hostBlocks(await (await getDetections(sim, "action=list&show_igs=1")).text());
-    const share = (name: string) => hosts.filter((host) => host.includes(`<${name}>`)).length;
+    const hosts = hostBlocks(
+      await (await getDetections(sim, "action=list&show_igs=1")).text(),
+    );
+    const share = (name: string) =>
+      hosts.filter((host) => host.includes(`<${name}>`)).length;
     for (const name of ["IP", "DNS", "DNS_DATA", "NETBIOS", "OS"]) {
       expect(share(name)).toBeGreaterThan(0);
       expect(share(name)).toBeLessThan(hosts.length);
@@ -252,7 +283,9 @@ describe("qualys simulator filters", () => {
 
   test("hostnames include non-ASCII labels", async () => {
     const sim = await pool.start({ assets: 16 });
-    const xml = await (await getDetections(sim, "action=list&show_igs=1")).text();
+    const xml = await (
+      await getDetections(sim, "action=list&show_igs=1")
+    ).text();
     expect(xml).toMatch(/ñandú-\d+/);
     expect(xml).toMatch(/サーバー-\d+/);
   });

@@ -16,7 +16,8 @@
  *   a time, so the entries of all streams are committed in the order they
  *   were queued and the acks of one stream come out in order.
  * - A group is written when its entries reach `batchSize` records, when
- *   its oldest entry has waited `maxDelayMs`, or at once when draining.
+ *   its oldest entry has waited `maxDelayMs`, when no queued entry has
+ *   records (nothing to write), or at once when draining.
  *   A group takes whole entries; one entry larger than `batchSize` is
  *   written alone.
  * - On a write or fsync error (EIO, ENOSPC) every entry of the group and
@@ -165,10 +166,13 @@ class GroupCommitWriter<E extends JournalEntry> implements JournalWriter<E> {
     const oldest = this.#queue[0];
     if (!oldest) return this.#notifyIdle();
 
+    // Entries without records (all duplicates, or a cursor alone) need no
+    // write, so they do not wait for a group to fill.
     const waitedMs = performance.now() - oldest.queuedAtMs;
     const due =
       this.#draining > 0 ||
       this.#queuedRecords >= this.#options.batchSize ||
+      this.#queuedRecords === 0 ||
       waitedMs >= this.#options.maxDelayMs;
     if (due) {
       this.#clearTimer();

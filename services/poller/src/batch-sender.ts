@@ -23,10 +23,10 @@ import { sleepMs } from "./vendor-http-body.ts";
  *   waits for room, which back-pressures the adapter.
  * - Acks arrive in send order. `durableCursor` moves only on an ack (or on
  *   the cursor GetJobState returns), so it never runs ahead of the log.
- * - Sequence numbers start at 1 on every stream. After a stream error the
- *   sender reconnects (GetJobState with its fencing token, then a new
- *   stream) and re-sends every unacked batch in order; the flusher drops
- *   the records it already has.
+ * - Sequence numbers start at 1 on every stream.
+ * - After a stream error the sender reconnects: GetJobState with its
+ *   fencing token, then a new stream. It re-sends every unacked batch in
+ *   order, and the flusher drops the records it already has.
  * - A newer fencing token (FAILED_PRECONDITION, or a newer token from
  *   GetJobState) fails the sender with lock_lost. An aborted `signal`
  *   fails it with aborted. Unacked batches are then dropped, unsent.
@@ -42,7 +42,7 @@ export interface BatchSender {
   readonly fencingToken: bigint;
   /**
    * Connects to the flusher, registers the fencing token and returns the
-   * job state. Retries with backoff until the flusher answers.
+   * job state. Retries with backoff until the flusher responds.
    */
   connect(): Promise<FlusherJobState>;
   /** Queues a batch once the window has room; `tally` counts its ack. */
@@ -73,9 +73,9 @@ export interface BatchSenderOptions {
   lockSignal?: AbortSignal;
   /**
    * Takes a fencing token above `floor` while the lock is still held. Used
-   * once, on the first connect, when the flusher knows a newer token than
-   * Redis issued (Redis lost its data); later a newer token means another
-   * holder and fails the sender with lock_lost.
+   * once, on the first connect, when the flusher stores a newer token
+   * than Redis issued (Redis lost its data). Later, a newer token means
+   * another holder and fails the sender with lock_lost.
    */
   refreshFencingToken?(floor: bigint): Promise<bigint>;
   /** First reconnect delay, doubled per failure (200 ms). */
@@ -181,7 +181,7 @@ export function createBatchSender(options: BatchSenderOptions): BatchSender {
         previousToken: String(previous),
         flusherToken: String(current.fencingToken),
       },
-      `flusher knows fencing token ${current.fencingToken}, above ours ` +
+      `flusher stores fencing token ${current.fencingToken}, above ours ` +
         `(${previous}): Redis lost its data; took token ${fencingToken}`,
     );
     return await client.getJobState(job, fencingToken, signal);

@@ -5,233 +5,20 @@ import {
   formatHelp,
   isVendor,
   loadConfig,
-  parseEnum,
-  parseHostPort,
   parseInteger,
   parseJobRef,
-  parseNonEmptyString,
-  parseBoolean,
   parseUrl,
   type ConfigOf,
   type JobRef,
-  type OptionSpec,
   type OptionSpecs,
   type Vendor,
 } from "@vulnsub/shared";
 import type { VendorCredentials } from "./adapter.ts";
 import type { VendorRegistry } from "./adapters/index.ts";
 import { credentialSpecs, readCredentials } from "./credentials.ts";
+import { option, pollerOptionSpecs } from "./poller-options.ts";
 
-/** Options every poller takes, whatever its vendor. */
-export const pollerOptionSpecs = {
-  vendor: option({
-    key: "vendor",
-    env: "VENDOR",
-    flag: "vendor",
-    description: `vendor to poll: ${VENDORS.join(", ")}`,
-    parse: parseEnum(VENDORS),
-  }),
-  source: option({
-    key: "source",
-    env: "SOURCE",
-    flag: "source",
-    // One account per vendor needs no name.
-    default: "default",
-    description: "name of the vendor account (a-z, 0-9, '-', '_'; max 64)",
-    parse: parseSource,
-  }),
-  flusherAddress: option({
-    key: "flusherAddress",
-    env: "FLUSHER_ADDRESS",
-    flag: "flusher",
-    default: "127.0.0.1:50051",
-    description: "host:port of the flusher's gRPC server",
-    parse: (raw) => {
-      parseHostPort(raw);
-      return parseNonEmptyString(raw);
-    },
-  }),
-  stateDir: option({
-    key: "stateDir",
-    env: "STATE_DIR",
-    flag: "state-dir",
-    default: "./data/state",
-    description: "folder of the job lock files",
-    parse: parseNonEmptyString,
-  }),
-  redisUrl: option<string | null>({
-    key: "redisUrl",
-    env: "REDIS_URL",
-    flag: "redis-url",
-    // Null builds redis://REDIS_HOST:REDIS_PORT.
-    default: null,
-    description: "Redis URL; when unset, built from REDIS_HOST and REDIS_PORT",
-    parse: parseRedisUrl,
-  }),
-  redisHost: option({
-    key: "redisHost",
-    env: "REDIS_HOST",
-    flag: "redis-host",
-    default: "127.0.0.1",
-    description: "Redis host, used when REDIS_URL is unset",
-    parse: parseNonEmptyString,
-  }),
-  redisPort: option({
-    key: "redisPort",
-    env: "REDIS_PORT",
-    flag: "redis-port",
-    default: 6379,
-    description: "Redis port, used when REDIS_URL is unset",
-    parse: parseInteger(1, 65535),
-  }),
-  redisKeyPrefix: option({
-    key: "redisKeyPrefix",
-    env: "REDIS_KEY_PREFIX",
-    flag: "redis-key-prefix",
-    default: "vulnsub",
-    description: "prefix of every Redis key; pollers sharing one must agree",
-    parse: parseNonEmptyString,
-  }),
-  rateLimitRpm: option({
-    key: "rateLimitRpm",
-    env: "RATE_LIMIT_RPM",
-    flag: "rate-limit-rpm",
-    // A conservative budget every vendor tolerates; raise it per vendor.
-    default: 20,
-    unit: "requests per window",
-    description: "vendor requests allowed per rate limit window, all pollers",
-    parse: parseInteger(1, 1_000_000),
-  }),
-  rateLimitWindowMs: option({
-    key: "rateLimitWindowMs",
-    env: "RATE_LIMIT_WINDOW_MS",
-    flag: "rate-limit-window-ms",
-    default: 60_000,
-    unit: "ms",
-    description: "length of the rolling rate limit window",
-    parse: parseInteger(1, 86_400_000),
-  }),
-  maxConcurrentRequests: option({
-    key: "maxConcurrentRequests",
-    env: "MAX_CONCURRENT_REQUESTS",
-    flag: "max-concurrent-requests",
-    // Only Qualys counts running calls; it has its own default below.
-    default: 0,
-    unit: "requests",
-    description: "vendor requests running at once, all pollers; 0 = no limit",
-    parse: parseInteger(0, 1000),
-  }),
-  pollIntervalMs: option({
-    key: "pollIntervalMs",
-    env: "POLL_INTERVAL_MS",
-    flag: "poll-interval-ms",
-    default: 3_600_000,
-    unit: "ms",
-    description: "wait between the end of a cycle and the next cycle",
-    parse: parseInteger(1, 2 ** 31 - 1),
-  }),
-  lookbackMs: option({
-    key: "lookbackMs",
-    env: "LOOKBACK_MS",
-    flag: "lookback-ms",
-    // Covers vendor processing lag; re-fetched findings are deduplicated.
-    default: 3_600_000,
-    unit: "ms",
-    description: "overlap subtracted from the watermark of a cycle",
-    parse: parseInteger(0, 2 ** 31 - 1),
-  }),
-  backfillStart: option({
-    key: "backfillStart",
-    env: "BACKFILL_START",
-    flag: "backfill-start",
-    default: new Date("1970-01-01T00:00:00Z"),
-    description: "first run fetches findings changed since this ISO 8601 time",
-    parse: parseIsoDate,
-  }),
-  maxUnackedBatches: option({
-    key: "maxUnackedBatches",
-    env: "MAX_UNACKED_BATCHES",
-    flag: "max-unacked-batches",
-    default: 8,
-    unit: "batches",
-    description: "batches sent to the flusher and not yet acked",
-    parse: parseInteger(1, 1000),
-  }),
-  maxBatchRecords: option({
-    key: "maxBatchRecords",
-    env: "MAX_BATCH_RECORDS",
-    flag: "max-batch-records",
-    default: 500,
-    unit: "records",
-    description: "findings per batch; larger vendor pages are split",
-    parse: parseInteger(1, 100_000),
-  }),
-  lockStaleMs: option({
-    key: "lockStaleMs",
-    env: "LOCK_STALE_MS",
-    flag: "lock-stale-ms",
-    default: 10_000,
-    unit: "ms",
-    description: "age after which a standby takes over a holder's lock",
-    parse: parseInteger(2000, 3_600_000),
-  }),
-  metricsListen: option<string | null>({
-    key: "metricsListen",
-    env: "METRICS_LISTEN",
-    flag: "metrics-listen",
-    default: "127.0.0.1:0",
-    description: 'host:port of /metrics and /healthz; "off" disables them',
-    parse: (raw) => {
-      if (raw === "off") return null;
-      parseHostPort(raw);
-      return parseNonEmptyString(raw);
-    },
-  }),
-  healthStaleFactor: option({
-    key: "healthStaleFactor",
-    env: "HEALTH_STALE_FACTOR",
-    flag: "health-stale-factor",
-    default: 3,
-    unit: "poll intervals",
-    description: "/healthz fails when no cycle completed for this long",
-    parse: parseInteger(1, 1000),
-  }),
-  requestTimeoutMs: option({
-    key: "requestTimeoutMs",
-    env: "REQUEST_TIMEOUT_MS",
-    flag: "request-timeout-ms",
-    default: 120_000,
-    unit: "ms",
-    description: "wait for a vendor's response headers, then per body chunk",
-    parse: parseInteger(100, 3_600_000),
-  }),
-  requestMaxAttempts: option({
-    key: "requestMaxAttempts",
-    env: "REQUEST_MAX_ATTEMPTS",
-    flag: "request-max-attempts",
-    default: 5,
-    unit: "attempts",
-    description: "tries per vendor request on 5xx, timeouts and resets",
-    parse: parseInteger(1, 100),
-  }),
-  shutdownGraceMs: option({
-    key: "shutdownGraceMs",
-    env: "SHUTDOWN_GRACE_MS",
-    flag: "shutdown-grace-ms",
-    default: 30_000,
-    unit: "ms",
-    description: "on SIGTERM, wait for the page in flight and its acks",
-    parse: parseInteger(0, 3_600_000),
-  }),
-  once: option({
-    key: "once",
-    env: "ONCE",
-    flag: "once",
-    default: false,
-    description: "exit 0 after one completed cycle",
-    parse: parseBoolean,
-  }),
-} satisfies OptionSpecs;
+export { pollerOptionSpecs } from "./poller-options.ts";
 
 type CommonConfig = ConfigOf<typeof pollerOptionSpecs>;
 
@@ -297,7 +84,8 @@ export function loadPollerConfig(
 /** Help text listing every flag of every vendor. */
 export function formatPollerHelp(registry: VendorRegistry): string {
   const all: OptionSpecs = { ...pollerOptionSpecs };
-  for (const vendor of VENDORS) Object.assign(all, vendorSpecs(registry, vendor));
+  for (const vendor of VENDORS)
+    Object.assign(all, vendorSpecs(registry, vendor));
   return formatHelp(
     USAGE,
     all,
@@ -313,9 +101,11 @@ function buildConfig(
   const common = values as unknown as CommonConfig;
   const vendor = common.vendor;
   const entry = registry[vendor];
-  const override = (name: string) => values[`${vendor}${name}`] as number | null;
+  const override = (name: string) =>
+    values[`${vendor}${name}`] as number | null;
   const vendorOptions: Record<string, unknown> = {};
-  for (const key of Object.keys(entry.optionSpecs)) vendorOptions[key] = values[key];
+  for (const key of Object.keys(entry.optionSpecs))
+    vendorOptions[key] = values[key];
 
   const { redisHost, redisPort, redisUrl, ...rest } = common;
   return Object.freeze({
@@ -335,22 +125,27 @@ function buildConfig(
 }
 
 /**
- * Specs that depend on the vendor: base URL, credentials, rate limit
- * overrides, and the adapter's own options.
+ * Specs that depend on the vendor: base URL, credentials, overrides of the
+ * shared limits, and the adapter's own options.
  */
 function vendorSpecs(registry: VendorRegistry, vendor: Vendor): OptionSpecs {
   const entry = registry[vendor];
   const upper = vendor.toUpperCase();
-  const overrideSpec = (name: string, env: string, what: string, unit: string) =>
-    option<number | null>({
+  const override = (
+    name: string,
+    env: string,
+    spec: { min: number; unit: string; what: string; default?: number },
+  ) => ({
+    [`${vendor}${name}`]: option<number | null>({
       key: `${vendor}${name}`,
       env: `${upper}_${env}`,
       flag: `${vendor}-${env.toLowerCase().replaceAll("_", "-")}`,
-      default: vendor === "qualys" && name === "MaxConcurrentRequests" ? 2 : null,
-      unit,
-      description: `${what} for ${vendor}; overrides ${env}`,
-      parse: parseInteger(name === "MaxConcurrentRequests" ? 0 : 1, 86_400_000),
-    });
+      default: spec.default ?? null,
+      unit: spec.unit,
+      description: `${spec.what} for ${vendor}; overrides ${env}`,
+      parse: parseInteger(spec.min, 86_400_000),
+    }),
+  });
 
   return {
     [`${vendor}BaseUrl`]: option({
@@ -362,25 +157,24 @@ function vendorSpecs(registry: VendorRegistry, vendor: Vendor): OptionSpecs {
       parse: parseUrl,
     }),
     ...credentialSpecs(vendor),
-    [`${vendor}RateLimitRpm`]: overrideSpec(
-      "RateLimitRpm",
-      "RATE_LIMIT_RPM",
-      "requests per window",
-      "requests per window",
-    ),
-    [`${vendor}RateLimitWindowMs`]: overrideSpec(
-      "RateLimitWindowMs",
-      "RATE_LIMIT_WINDOW_MS",
-      "rate limit window",
-      "ms",
-    ),
-    // Qualys allows 2 running calls per subscription by default.
-    [`${vendor}MaxConcurrentRequests`]: overrideSpec(
-      "MaxConcurrentRequests",
-      "MAX_CONCURRENT_REQUESTS",
-      "requests running at once (0 = no limit)",
-      "requests",
-    ),
+    ...override("RateLimitRpm", "RATE_LIMIT_RPM", {
+      min: 1,
+      unit: "requests per window",
+      what: "requests per rate limit window",
+    }),
+    ...override("RateLimitWindowMs", "RATE_LIMIT_WINDOW_MS", {
+      min: 1,
+      unit: "ms",
+      what: "rate limit window",
+    }),
+    ...override("MaxConcurrentRequests", "MAX_CONCURRENT_REQUESTS", {
+      min: 0,
+      unit: "requests",
+      what: "requests running at once (0 = no limit)",
+      // Qualys runs at most 2 calls of a subscription at once by default
+      // and rejects a third with 409 code 1960.
+      default: vendor === "qualys" ? 2 : undefined,
+    }),
     ...entry.optionSpecs,
   };
 }
@@ -391,9 +185,7 @@ function missingCredentials(
 ): string[] {
   return Object.values(credentialSpecs(vendor))
     .filter((spec) => !env[spec.env] && !env[`${spec.env}_FILE`])
-    .map(
-      (spec) => `${spec.key} (${spec.env} or ${spec.env}_FILE): missing`,
-    );
+    .map((spec) => `${spec.key} (${spec.env} or ${spec.env}_FILE): missing`);
 }
 
 // The vendor decides which specs apply, so it is read before the full parse;
@@ -411,7 +203,9 @@ function peekVendor(
   const file = configFileArgument(argv) ?? env.VULNSUB_CONFIG;
   if (!file) return null;
   try {
-    const parsed = JSON.parse(readFileSync(file, "utf8")) as { vendor?: unknown };
+    const parsed = JSON.parse(readFileSync(file, "utf8")) as {
+      vendor?: unknown;
+    };
     return asVendor(parsed.vendor);
   } catch {
     return null;
@@ -431,45 +225,6 @@ function asVendor(value: unknown): Vendor | null {
   return isVendor(value) ? value : null;
 }
 
-function parseSource(raw: unknown): string {
-  const source = parseNonEmptyString(raw);
-  try {
-    return parseJobRef(VENDORS[0], source).source;
-  } catch {
-    throw new Error(
-      "expected 1-64 characters of a-z, 0-9, '-' and '_', " +
-        "starting with a letter or digit",
-    );
-  }
-}
-
-function parseIsoDate(raw: unknown): Date {
-  const text = parseNonEmptyString(raw);
-  const date = new Date(text);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(date.getTime())) {
-    throw new Error("expected an ISO 8601 date, for example 2024-01-01T00:00:00Z");
-  }
-  return date;
-}
-
-function parseRedisUrl(raw: unknown): string {
-  const text = parseNonEmptyString(raw);
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new Error("expected a URL such as redis://127.0.0.1:6379");
-  }
-  if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
-    throw new Error("expected a redis:// or rediss:// URL");
-  }
-  return text;
-}
-
 function formatHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
-}
-
-function option<T>(spec: OptionSpec<T>): OptionSpec<T> {
-  return spec;
 }

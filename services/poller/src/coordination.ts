@@ -65,7 +65,12 @@ export function createCoordination(options: {
           logger,
         })
       : null;
-  const vendorGate = createVendorGate({ rateLimiter, pauseGate, semaphore, logger });
+  const vendorGate = createVendorGate({
+    rateLimiter,
+    pauseGate,
+    semaphore,
+    logger,
+  });
   const jobLock = createJobLock({
     stateDir: config.stateDir,
     job,

@@ -72,7 +72,9 @@ export async function runCycle(
   const context: SyncContext = {
     http: options.createHttp(signal),
     signal,
-    logger: options.logger,
+    // Adapter lines carry area "adapter", so they differ from the loop's
+    // own events and LOG_DEBUG=adapter turns on their debug lines.
+    logger: options.logger.child({ area: "adapter" }),
     now: options.now,
     maxBatchRecords: options.maxBatchRecords,
     source: options.source,
@@ -89,8 +91,10 @@ export async function runCycle(
   try {
     for (;;) {
       if (stopRequested && page.atBoundary) break;
-      const next = await nextBatch(iterator, () =>
-        stopRequested && controller.signal.aborted && !options.tenure.aborted,
+      const next = await nextBatch(
+        iterator,
+        () =>
+          stopRequested && controller.signal.aborted && !options.tenure.aborted,
       );
       if (next === "stopped") break;
       if (next.done) {

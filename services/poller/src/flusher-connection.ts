@@ -143,14 +143,18 @@ export function createFlusherClient(address: string): FlusherClient {
 }
 
 // The call itself ends by its deadline; an abort only stops the wait.
-function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+function untilAborted<T>(
+  promise: Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
   if (!signal) return promise;
   if (signal.aborted) {
     promise.catch(() => undefined);
     return Promise.reject(new AbortedError("GetJobState", signal.reason));
   }
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new AbortedError("GetJobState", signal.reason));
+    const onAbort = () =>
+      reject(new AbortedError("GetJobState", signal.reason));
     signal.addEventListener("abort", onAbort, { once: true });
     promise.then(resolve, reject).finally(() => {
       signal.removeEventListener("abort", onAbort);

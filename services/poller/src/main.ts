@@ -51,15 +51,13 @@ export async function runPoller(options: RunPollerOptions): Promise<number> {
     return 2;
   }
 
-  const logger = createLogger({
-    service: "poller",
-    base: { vendor: config.job.vendor, source: config.job.source },
-  });
+  // Modules add the job's fields themselves, so the base carries none.
+  const logger = createLogger({ service: "poller" });
   try {
     return await runWithConfig(config, registry, logger);
   } catch (error) {
     logger.error(
-      { event: "poller.failed", ...errorFields(error) },
+      { event: "poller.failed", ...config.job, ...errorFields(error) },
       "poller failed",
     );
     return 1;
@@ -72,6 +70,7 @@ async function runWithConfig(
   logger: Logger,
 ): Promise<number> {
   const { job } = config;
+  const jobLogger = logger.child({ ...job, job: jobId(job) });
   const entry = registry[job.vendor];
   const metrics = createPollerMetrics(job);
   const keys = createRedisKeys(config.redisKeyPrefix);
@@ -91,7 +90,7 @@ async function runWithConfig(
         baseUrl: config.baseUrl,
         credentials: config.credentials,
         gate: coordination.gate,
-        logger,
+        logger: jobLogger,
         signal,
         maxAttempts: config.requestMaxAttempts,
         requestTimeoutMs: config.requestTimeoutMs,
@@ -127,10 +126,9 @@ async function runWithConfig(
       })
     : null;
 
-  logger.info(
+  jobLogger.info(
     {
       event: "poller.started",
-      job: jobId(job),
       flusher: config.flusherAddress,
       baseUrl: describeUrl(config.baseUrl),
       metricsAddress: server?.address ?? null,
@@ -141,7 +139,7 @@ async function runWithConfig(
     },
     `polling ${jobId(job)} into flusher ${config.flusherAddress}`,
   );
-  const removeSignalHandlers = handleSignals(loop.stop, logger);
+  const removeSignalHandlers = handleSignals(loop.stop, jobLogger);
 
   try {
     await loop.run();
@@ -151,7 +149,7 @@ async function runWithConfig(
     await coordination.close();
     await server?.close();
   }
-  logger.info({ event: "poller.stopped", job: jobId(job) }, "poller stopped");
+  jobLogger.info({ event: "poller.stopped" }, "poller stopped");
   return 0;
 }
 
@@ -179,6 +177,9 @@ function handleSignals(stop: () => void, logger: Logger): () => void {
 }
 
 if (import.meta.main) {
-  const code = await runPoller({ argv: process.argv.slice(2), env: process.env });
+  const code = await runPoller({
+    argv: process.argv.slice(2),
+    env: process.env,
+  });
   process.exit(code);
 }

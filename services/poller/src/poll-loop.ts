@@ -17,6 +17,13 @@ import {
   type CycleResult,
 } from "./cycle-runner.ts";
 import type { FlusherClient } from "./flusher-connection.ts";
+import {
+  createCycleReporter,
+  createPollStatus,
+  type PollLoopStatus,
+} from "./poll-status.ts";
+
+export type { PollLoopStatus, PollPhase } from "./poll-status.ts";
 import { sleepMs } from "./vendor-http-body.ts";
 
 /**
@@ -38,25 +45,6 @@ export interface PollLoop {
   /** Requests a graceful stop; safe to call more than once. */
   stop(): void;
   status(): PollLoopStatus;
-}
-
-export type PollPhase =
-  | "standby" // waiting for the job lock
-  | "connecting" // holding the lock, waiting for the flusher
-  | "syncing" // a cycle is running
-  | "waiting" // between cycles, or backing off after a failure
-  | "stopping"
-  | "stopped";
-
-export interface PollLoopStatus {
-  phase: PollPhase;
-  startedAt: Date;
-  /** When this process took the job lock; null while it does not hold it. */
-  activeSince: Date | null;
-  lastCompletedAt: Date | null;
-  /** Consecutive failed cycles since the last completed one. */
-  consecutiveFailures: number;
-  lastError: { code: string; message: string } | null;
 }
 
 /**
@@ -134,18 +122,13 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   const retryBaseMs = options.cycleRetryBaseMs ?? 1_000;
   const retryMaxMs = options.cycleRetryMaxMs ?? 300_000;
 
-  // stopSignal: graceful stop requested. hardStop: the grace period ran out.
+  // stopController: a graceful stop was requested. hardStopController: the
+  // grace period ran out, so everything stops at once.
   const stopController = new AbortController();
   const hardStopController = new AbortController();
   let currentCycle: CycleControl | null = null;
-  const state: PollLoopStatus = {
-    phase: "standby",
-    startedAt: now(),
-    activeSince: null,
-    lastCompletedAt: null,
-    consecutiveFailures: 0,
-    lastError: null,
-  };
+  const state = createPollStatus(now());
+  const report = createCycleReporter({ logger, now, state, observer });
 
   async function run(): Promise<void> {
     while (!stopController.signal.aborted) {
@@ -165,7 +148,10 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   function stop() {
     if (stopController.signal.aborted) return;
     state.phase = "stopping";
-    logger.info({ event: "poller.stopping" }, "stopping after the page in flight");
+    logger.info(
+      { event: "poller.stopping" },
+      "stopping after the page in flight",
+    );
     stopController.abort(new Error("stop requested"));
     currentCycle?.requestStop();
     const timer = setTimeout(() => {
@@ -197,9 +183,14 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     let outcome: TenureOutcome = "stopped";
     let lossCause: unknown = null;
     try {
-      outcome = await runCycles(handle, tenure, () => sender, (next) => {
-        sender = next;
-      });
+      outcome = await runCycles(
+        handle,
+        tenure,
+        () => sender,
+        (next) => {
+          sender = next;
+        },
+      );
     } catch (error) {
       if (isLockLoss(error, handle)) {
         outcome = "lock_lost";
@@ -235,7 +226,11 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
       if (result === "failed") {
         if (getSender().failed) {
           replaceSender(createSender(handle, tenure));
-          await getSender().connect();
+          const reconnected = await untilStopped(
+            getSender().connect(),
+            stopController.signal,
+          );
+          if (reconnected === "stopped") return "stopped";
         }
         await waitBetweenCycles(tenure, failureDelayMs());
         continue;
@@ -271,51 +266,15 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
         onPageFetched: (records) => observer.pageFetched?.(records),
       });
       if (outcome === "stopped") return "stopped";
-      recordCompleted(outcome, startedAt);
+      report.completed(outcome, startedAt);
       return outcome;
     } catch (error) {
       if (tenure.aborted || isFatalForTenure(error)) throw error;
-      recordFailed(error, startedAt);
+      report.failed(error, startedAt);
       return "failed";
     } finally {
       currentCycle = null;
     }
-  }
-
-  function recordCompleted(result: CycleResult, startedAt: Date) {
-    const at = now();
-    state.lastCompletedAt = at;
-    state.consecutiveFailures = 0;
-    state.lastError = null;
-    logger.info(
-      {
-        event: "cycle.completed",
-        records: result.records,
-        written: result.written,
-        duplicates: result.duplicates,
-        pages: result.pages,
-        cursor: result.cursor,
-        durationMs: at.getTime() - startedAt.getTime(),
-      },
-      `cycle completed: ${result.records} records, ${result.written} written`,
-    );
-    observer.cycleCompleted?.(result, at);
-  }
-
-  function recordFailed(error: unknown, startedAt: Date) {
-    state.consecutiveFailures++;
-    const message = error instanceof Error ? error.message : String(error);
-    state.lastError = { code: errorCodeOf(error), message };
-    logger.error(
-      {
-        event: "cycle.failed",
-        attempt: state.consecutiveFailures,
-        durationMs: now().getTime() - startedAt.getTime(),
-        ...errorFields(error),
-      },
-      `cycle failed: ${message}`,
-    );
-    observer.cycleFailed?.(state.lastError.code);
   }
 
   async function waitBetweenCycles(tenure: AbortSignal, delayMs: number) {

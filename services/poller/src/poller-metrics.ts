@@ -1,9 +1,4 @@
-import {
-  Counter,
-  Gauge,
-  Registry,
-  collectDefaultMetrics,
-} from "prom-client";
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import { jobId, parseHostPort, type JobRef } from "@vulnsub/shared";
 import type { ThrottleSignal } from "./adapter.ts";
 import type { CycleResult } from "./cycle-runner.ts";
@@ -99,8 +94,13 @@ export function createPollerMetrics(job: JobRef) {
     registry,
     observer,
     vendorAttempt: (result: VendorAttemptResult) =>
-      requests.inc({ ...labels, operation: result.operation, status: result.status }),
-    rateLimitWaited: (waitedMs: number) => waitSeconds.inc(labels, waitedMs / 1000),
+      requests.inc({
+        ...labels,
+        operation: result.operation,
+        status: result.status,
+      }),
+    rateLimitWaited: (waitedMs: number) =>
+      waitSeconds.inc(labels, waitedMs / 1000),
     throttled: (signal: ThrottleSignal) => {
       pauses.inc({ ...labels, kind: signal.kind });
       waitSeconds.inc(labels, signal.waitMs / 1000);
@@ -128,12 +128,16 @@ export function assessHealth(
   options: { pollIntervalMs: number; staleFactor: number; now: Date },
 ): HealthReport {
   if (status.phase === "standby") {
-    return { healthy: true, reason: "standby: another poller holds the job lock" };
+    return {
+      healthy: true,
+      reason: "standby: another poller holds the job lock",
+    };
   }
   if (status.lastCompletedAt === null && status.lastError) {
     return {
       healthy: false,
-      reason: `first cycle failing (${status.consecutiveFailures} attempts): ` +
+      reason:
+        `first cycle failing (${status.consecutiveFailures} attempts): ` +
         `${status.lastError.code}: ${status.lastError.message}`,
     };
   }
@@ -142,15 +146,21 @@ export function assessHealth(
   const limitMs = options.staleFactor * options.pollIntervalMs;
   const ageMs = since ? options.now.getTime() - since.getTime() : 0;
   if (ageMs > limitMs) {
-    const last = status.lastError ? `; last error ${status.lastError.code}` : "";
+    const last = status.lastError
+      ? `; last error ${status.lastError.code}`
+      : "";
     return {
       healthy: false,
-      reason: `no cycle completed for ${Math.round(ageMs / 1000)} s ` +
+      reason:
+        `no cycle completed for ${Math.round(ageMs / 1000)} s ` +
         `(limit ${Math.round(limitMs / 1000)} s)${last}`,
     };
   }
   const at = status.lastCompletedAt?.toISOString() ?? "none yet";
-  return { healthy: true, reason: `${status.phase}; last cycle completed ${at}` };
+  return {
+    healthy: true,
+    reason: `${status.phase}; last cycle completed ${at}`,
+  };
 }
 
 /**
@@ -180,7 +190,9 @@ export function startPollerMetricsServer(options: {
         const report = options.health();
         return Response.json(report, { status: report.healthy ? 200 : 503 });
       }
-      return new Response("not found: try /metrics or /healthz\n", { status: 404 });
+      return new Response("not found: try /metrics or /healthz\n", {
+        status: 404,
+      });
     },
   });
   const shownHost = host.includes(":") ? `[${host}]` : host;

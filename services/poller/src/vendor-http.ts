@@ -46,6 +46,7 @@ export interface VendorHttpOptions {
   credentials: VendorCredentials;
   /** Null sends without any limit; meant for unit tests. */
   gate: VendorGateLike | null;
+  /** Logger; its bindings should name the job (vendor, source). */
   logger: Logger;
   /** Aborts waits, requests and body reads. */
   signal?: AbortSignal;
@@ -60,7 +61,7 @@ export interface VendorHttpOptions {
    * (120 000 ms, the Tenable SDK's timeout).
    */
   requestTimeoutMs?: number;
-  /** Throttle answers (429, Qualys 409) tolerated per request (20). */
+  /** Throttle responses (429, Qualys 409) tolerated per request (20). */
   maxThrottles?: number;
   now?: () => Date;
   random?: () => number;
@@ -70,6 +71,12 @@ export interface VendorHttpOptions {
   onRateLimitWaited?(waitedMs: number): void;
   onAttempt?(result: VendorAttemptResult): void;
 }
+
+/**
+ * Shortest gate wait worth a ratelimit.waited line. Every acquire costs a
+ * few Redis round trips, so smaller waits are not throttling.
+ */
+const WAIT_LOG_THRESHOLD_MS = 50;
 
 /**
  * Creates the VendorHttp of one vendor account. Every attempt first waits
@@ -88,7 +95,7 @@ export function createVendorHttp(options: VendorHttpOptions): VendorHttp {
     random: options.random ?? Math.random,
   };
   const vendor = options.profile.vendor;
-  const logger = options.logger.child({ vendor });
+  const logger = options.logger;
 
   async function request(req: VendorRequest): Promise<Response> {
     const url = new URL(req.url, `${options.baseUrl}/`).toString();
@@ -118,7 +125,10 @@ export function createVendorHttp(options: VendorHttpOptions): VendorHttp {
         throw new VulnsubError(
           "vendor_request_failed",
           `${label}: ${outcome.what} after ${attempt} attempts`,
-          { cause: outcome.error, context: { vendor, operation: req.operation } },
+          {
+            cause: outcome.error,
+            context: { vendor, operation: req.operation },
+          },
         );
       }
       const retryInMs = backoffMs(attempt);
@@ -220,15 +230,17 @@ export function createVendorHttp(options: VendorHttpOptions): VendorHttp {
     const status = response.status;
     const body = await readBodyPrefix(response, 64 * 1024);
 
-    if (status === 429 || status === 409) {
+    // A 503 may carry Retry-After (Rapid7 and gateways send it when
+    // overloaded), so the profile sees it before the generic 5xx retry.
+    if (status === 429 || status === 409 || status === 503) {
       const signal = options.profile.parseThrottle(
         response,
         body,
         settings.now(),
       );
       if (signal) return { kind: "throttle", signal };
-      // A 429 always asks the client to slow down, even without the headers
-      // the profile understands.
+      // A 429 is a throttle even without the headers the profile parses;
+      // the growing backoff then sets the wait.
       if (status === 429) {
         return {
           kind: "throttle",
@@ -240,14 +252,24 @@ export function createVendorHttp(options: VendorHttpOptions): VendorHttp {
       return { kind: "retry", what: `HTTP ${status}` };
     }
 
-    const snippet = body.slice(0, 200).replace(/\s+/g, " ").trim();
+    // The XML prolog and DOCTYPE would fill the snippet and hide the
+    // vendor's error code and text (Qualys SIMPLE_RETURN).
+    const snippet = body
+      .replace(/^\s*<\?xml[^>]*\?>/, "")
+      .replace(/^\s*<!DOCTYPE[^>]*>/, "")
+      .replace(/\s+/g, " ")
+      .trim()
+      .slice(0, 200);
     const location = response.headers.get("location");
     const detail = location
       ? `redirect to ${describeUrl(location)} not followed`
       : snippet;
+    // The body (at most 64 KiB) stays in the context for adapters that
+    // read a documented error body, such as Tenable's 409 active_job_id.
     throw new VendorHttpError(`${label}: HTTP ${status}: ${detail}`, status, {
       vendor,
       operation: req.operation,
+      body: body.slice(0, 4096),
     });
   }
 
@@ -286,12 +308,12 @@ export function createVendorHttp(options: VendorHttpOptions): VendorHttp {
   async function acquireLease() {
     if (!options.gate) return null;
     const lease = await options.gate.acquire(options.signal);
-    if (lease.waitedMs > 0) {
+    options.onRateLimitWaited?.(lease.waitedMs);
+    if (lease.waitedMs >= WAIT_LOG_THRESHOLD_MS) {
       logger.info(
         { event: "ratelimit.waited", durationMs: Math.round(lease.waitedMs) },
         `${vendor}: waited ${Math.round(lease.waitedMs)} ms for a permit`,
       );
-      options.onRateLimitWaited?.(lease.waitedMs);
     }
     return lease;
   }

@@ -143,8 +143,9 @@ describe("createPollLoop", () => {
       { pollIntervalMs: 20 },
     );
 
-    await waitUntil("first cycle", () =>
-      h.log.events("cycle.completed").length >= 1,
+    await waitUntil(
+      "first cycle",
+      () => h.log.events("cycle.completed").length >= 1,
     );
     pages = 5;
     await waitUntil("cycle with pages 3 to 5", () =>
@@ -168,7 +169,10 @@ describe("createPollLoop", () => {
     await waitUntil("4 batches sent", () => h.flusher.received.length === 4);
     const ackedWhileHeld = h.log.events("batch.acked").length;
     h.flusher.releaseAcks(1);
-    await waitUntil("first ack", () => h.log.events("batch.acked").length === 1);
+    await waitUntil(
+      "first ack",
+      () => h.log.events("batch.acked").length === 1,
+    );
     const afterFirst = ackedCursors(h.log);
     h.flusher.holdAcks(false);
     await h.running;
@@ -340,8 +344,9 @@ describe("createPollLoop", () => {
       void flusher.stop();
     });
 
-    await waitUntil("flusher.unavailable", () =>
-      h.log.events("flusher.unavailable").length >= 1,
+    await waitUntil(
+      "flusher.unavailable",
+      () => h.log.events("flusher.unavailable").length >= 1,
     );
     h.loop.stop();
     await h.running;

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import {
-  isVulnsubError,
+  errorCodeOf,
   qualysFindingVersion,
   type FindingEnvelope,
 } from "@vulnsub/shared";
@@ -21,7 +21,11 @@ const validateEnvelope = createEnvelopeValidator();
 
 async function runFixture(
   pages: FixturePage[],
-  options: { chunkBytes?: number; maxBatchRecords?: number; cursor?: string } = {},
+  options: {
+    chunkBytes?: number;
+    maxBatchRecords?: number;
+    cursor?: string;
+  } = {},
 ) {
   const http = createFixtureHttp(pages, { chunkBytes: options.chunkBytes });
   const adapter = createQualysAdapter({ baseUrl: FIXTURE_BASE_URL });
@@ -71,7 +75,9 @@ describe("qualys adapter on fixtures", () => {
     expect(first?.protocol).toBe("tcp");
     expect(first?.firstSeen).toBe("2025-11-02T04:00:10.000Z");
 
-    expect(second?.findingKey).toBe("host:5100201|qid:11827|port:443|proto:tcp|ssl:1");
+    expect(second?.findingKey).toBe(
+      "host:5100201|qid:11827|port:443|proto:tcp|ssl:1",
+    );
     expect(second?.state).toBe("fixed");
     expect(second?.lastFixed).toBe("2026-02-20T08:30:00.000Z");
     expect(second?.vulnerability.severity).toBe("critical");
@@ -96,7 +102,9 @@ describe("qualys adapter on fixtures", () => {
   });
 
   test("raw keeps trimmed text and nested elements", async () => {
-    const { envelopes } = await runFixture([readQualysFixture("optional-elements.xml")]);
+    const { envelopes } = await runFixture([
+      readQualysFixture("optional-elements.xml"),
+    ]);
     const raw = envelopes[0]?.raw as {
       host: Record<string, unknown>;
       detection: Record<string, unknown>;
@@ -116,11 +124,15 @@ describe("qualys adapter on fixtures", () => {
       QDS_FACTOR: [{ "@name": "CVSS", "#text": "5.9" }],
     });
     // Entities inside CDATA are literal text in Qualys output.
-    expect(second.detection.RESULTS).toContain("&amp; other &apos;headers&apos;");
+    expect(second.detection.RESULTS).toContain(
+      "&amp; other &apos;headers&apos;",
+    );
   });
 
   test("version uses the raw status and times", async () => {
-    const { envelopes } = await runFixture([readQualysFixture("optional-elements.xml")]);
+    const { envelopes } = await runFixture([
+      readQualysFixture("optional-elements.xml"),
+    ]);
     const second = envelopes[1];
     expect(second?.version).toBe(
       qualysFindingVersion({
@@ -144,7 +156,9 @@ describe("qualys adapter on fixtures", () => {
   });
 
   test("zero detections succeed with zero records", async () => {
-    const { error, batches } = await runFixture([readQualysFixture("empty-page.xml")]);
+    const { error, batches } = await runFixture([
+      readQualysFixture("empty-page.xml"),
+    ]);
     expect(error).toBeNull();
     expect(batches.length).toBe(1);
     expect(batches[0]?.records).toEqual([]);
@@ -157,19 +171,32 @@ describe("qualys adapter on fixtures", () => {
   });
 
   test("batches split at maxBatchRecords", async () => {
-    const { batches } = await runFixture([readQualysFixture("optional-elements.xml")], {
-      maxBatchRecords: 2,
-    });
+    const { batches } = await runFixture(
+      [readQualysFixture("optional-elements.xml")],
+      {
+        maxBatchRecords: 2,
+      },
+    );
     expect(batches.map((batch) => batch.records.length)).toEqual([2, 2, 1]);
-    expect(batches.map((batch) => batch.cursor !== undefined)).toEqual([false, false, true]);
-    expect(batches.map((batch) => batch.endOfPage)).toEqual([false, false, true]);
+    expect(batches.map((batch) => batch.cursor !== undefined)).toEqual([
+      false,
+      false,
+      true,
+    ]);
+    expect(batches.map((batch) => batch.endOfPage)).toEqual([
+      false,
+      false,
+      true,
+    ]);
   });
 });
 
 describe("qualys adapter on broken pages", () => {
   test("SIMPLE_RETURN with 200 throws", async () => {
-    const { error, batches } = await runFixture([readQualysFixture("simple-return-200.xml")]);
-    expect(isVulnsubError(error) && error.code).toBe("vendor_response_invalid");
+    const { error, batches } = await runFixture([
+      readQualysFixture("simple-return-200.xml"),
+    ]);
+    expect(errorCodeOf(error)).toBe("vendor_response_invalid");
     expect(errorMessage(error)).toStartWith(
       "qualys detections page 1: vendor error document SIMPLE_RETURN code 1905: " +
         "parameter detection_processed_after has invalid value",
@@ -182,13 +209,18 @@ describe("qualys adapter on broken pages", () => {
       [readQualysFixture("malformed.xml")],
       { chunkBytes: 256, maxBatchRecords: 1 },
     );
-    expect(isVulnsubError(error) && error.code).toBe("vendor_response_invalid");
+    expect(errorCodeOf(error)).toBe("vendor_response_invalid");
     expect(errorMessage(error)).toMatch(
       /^qualys detections page 1: malformed XML at line 82 column \d+: unexpected close tag where <\/TRACKING_METHOD> was expected/,
     );
-    expect(errorMessage(error)).toContain(`(request GET ${FIXTURE_BASE_URL}/api/2.0/`);
+    expect(errorMessage(error)).toContain(
+      `(request GET ${FIXTURE_BASE_URL}/api/2.0/`,
+    );
     expect(batches.every((batch) => batch.cursor === undefined)).toBe(true);
-    expect(envelopes.map((envelope) => envelope.asset.id)).toEqual(["5100201", "5100201"]);
+    expect(envelopes.map((envelope) => envelope.asset.id)).toEqual([
+      "5100201",
+      "5100201",
+    ]);
   });
 
   test("truncated body throws and yields no cursor", async () => {
@@ -202,11 +234,15 @@ describe("qualys adapter on broken pages", () => {
       /^qualys detections page 1: truncated XML at line \d+ column \d+: unclosed tag/,
     );
     expect(batches.every((batch) => batch.cursor === undefined)).toBe(true);
-    expect(envelopes.some((envelope) => envelope.asset.id === "5100400")).toBe(false);
+    expect(envelopes.some((envelope) => envelope.asset.id === "5100400")).toBe(
+      false,
+    );
   });
 
   test("body that fails mid-stream throws", async () => {
-    const bytes = new TextEncoder().encode(readQualysFixture("optional-elements.xml"));
+    const bytes = new TextEncoder().encode(
+      readQualysFixture("optional-elements.xml"),
+    );
     const failing = () => {
       let sent = false;
       const body = new ReadableStream<Uint8Array>({
@@ -232,9 +268,21 @@ describe("qualys adapter on broken pages", () => {
     const page = readQualysFixture("optional-elements.xml");
     const cases: [string, string, string][] = [
       ["<ID>5100201</ID>", "<ID>51x</ID>", 'HOST/ID is not a number: "51x"'],
-      ["<QID>38739</QID>", "<QID>Q1</QID>", 'DETECTION/QID is not a number: "Q1"'],
-      ["<STATUS>Active</STATUS>", "<STATUS>Open</STATUS>", 'unknown STATUS "Open"'],
-      ["<SEVERITY>3</SEVERITY>", "<SEVERITY>9</SEVERITY>", 'SEVERITY "9" is not 1-5'],
+      [
+        "<QID>38739</QID>",
+        "<QID>Q1</QID>",
+        'DETECTION/QID is not a number: "Q1"',
+      ],
+      [
+        "<STATUS>Active</STATUS>",
+        "<STATUS>Open</STATUS>",
+        'unknown STATUS "Open"',
+      ],
+      [
+        "<SEVERITY>3</SEVERITY>",
+        "<SEVERITY>9</SEVERITY>",
+        'SEVERITY "9" is not 1-5',
+      ],
       ["<PORT>22</PORT>", "<PORT>ssh</PORT>", 'PORT "ssh" is not 0-65535'],
       [
         "<LAST_FOUND_DATETIME>2026-02-26T22:09:40Z",
@@ -268,7 +316,9 @@ describe("qualys adapter paging on fixtures", () => {
     const lastCursor = JSON.parse(batches[1]?.cursor ?? "null");
     expect(error).toBeNull();
     expect(http.requests.length).toBe(2);
-    expect(new URL(http.requests[1]?.url ?? "").searchParams.get("id_min")).toBe("7000002");
+    expect(
+      new URL(http.requests[1]?.url ?? "").searchParams.get("id_min"),
+    ).toBe("7000002");
     expect(firstCursor.phase).toBe("paging");
     expect(firstCursor.page).toBe(2);
     expect(firstCursor.nextUrl).toBe(http.requests[1]?.url);
@@ -300,7 +350,9 @@ describe("qualys adapter paging on fixtures", () => {
       "/fo/knowledge_base/vuln/?",
     );
     const { error } = await runFixture([page]);
-    expect(errorMessage(error)).toContain("has path /api/2.0/fo/knowledge_base/vuln/");
+    expect(errorMessage(error)).toContain(
+      "has path /api/2.0/fo/knowledge_base/vuln/",
+    );
   });
 
   test("WARNING URL that does not advance id_min is rejected", async () => {
@@ -317,7 +369,9 @@ describe("qualys adapter paging on fixtures", () => {
     const { error } = await runFixture([readQualysFixture("paged-first.xml")], {
       cursor: resume,
     });
-    expect(errorMessage(error)).toStartWith("qualys detections page 2 (id_min=7000002):");
+    expect(errorMessage(error)).toStartWith(
+      "qualys detections page 2 (id_min=7000002):",
+    );
     expect(errorMessage(error)).toContain("does not advance past 7000002");
   });
 
@@ -327,11 +381,12 @@ describe("qualys adapter paging on fixtures", () => {
       phase: "paging",
       cycleStartedAt: "2026-03-01T11:00:00.000Z",
       since: "2026-02-28T00:00:00Z",
-      nextUrl: "https://old-platform.example.test/api/2.0/fo/asset/host/vm/detection/?action=list",
+      nextUrl:
+        "https://old-platform.example.test/api/2.0/fo/asset/host/vm/detection/?action=list",
       page: 3,
     });
     const { error, http } = await runFixture(["unused"], { cursor: resume });
-    expect(isVulnsubError(error) && error.code).toBe("state_file_invalid");
+    expect(errorCodeOf(error)).toBe("state_file_invalid");
     expect(http.requests.length).toBe(0);
   });
 
@@ -340,7 +395,8 @@ describe("qualys adapter paging on fixtures", () => {
     const whole = () => new Response(chunkedStream(page, 1 << 20));
     const byteByByte = await runFixture([page], { chunkBytes: 1 });
     const inOneChunk = await runFixture([whole]);
-    const keys = (run: typeof byteByByte) => run.envelopes.map((e) => e.findingKey);
+    const keys = (run: typeof byteByByte) =>
+      run.envelopes.map((e) => e.findingKey);
     expect(byteByByte.error).toBeNull();
     expect(keys(byteByByte)).toEqual(keys(inOneChunk));
   });

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ConfigError, isVulnsubError, loadConfig } from "@vulnsub/shared";
+import { ConfigError, errorCodeOf, loadConfig } from "@vulnsub/shared";
 import { qualysOptionSpecs, qualysProfile } from "../src/adapters/qualys.ts";
 import { parseQualysCursor } from "../src/adapters/qualys-cursor.ts";
 import {
@@ -10,12 +10,17 @@ import { parseSimpleReturn } from "../src/adapters/qualys-simple-return.ts";
 
 const NOW = new Date("2026-03-01T12:00:00Z");
 
-function simpleReturn(code: string, items: Record<string, string> = {}): string {
+function simpleReturn(
+  code: string,
+  items: Record<string, string> = {},
+): string {
   const itemXml = Object.entries(items)
-    .map(([key, value]) => `<ITEM><KEY>${key}</KEY><VALUE>${value}</VALUE></ITEM>`)
+    .map(
+      ([key, value]) => `<ITEM><KEY>${key}</KEY><VALUE>${value}</VALUE></ITEM>`,
+    )
     .join("");
   return (
-    "<?xml version=\"1.0\" encoding=\"UTF-8\" ?>\n<SIMPLE_RETURN><RESPONSE>" +
+    '<?xml version="1.0" encoding="UTF-8" ?>\n<SIMPLE_RETURN><RESPONSE>' +
     `<DATETIME>2026-03-01T12:00:00Z</DATETIME><CODE>${code}</CODE>` +
     "<TEXT> blocked </TEXT>" +
     (itemXml ? `<ITEM_LIST>${itemXml}</ITEM_LIST>` : "") +
@@ -36,7 +41,9 @@ describe("qualysProfile headers", () => {
     });
     const encoded = (headers.Authorization ?? "").replace(/^Basic /, "");
     expect(headers.Authorization).toStartWith("Basic ");
-    expect(Buffer.from(encoded, "base64").toString("utf8")).toBe("demo:pässword");
+    expect(Buffer.from(encoded, "base64").toString("utf8")).toBe(
+      "demo:pässword",
+    );
   });
 
   test("auth rejects another vendor's credentials", () => {
@@ -63,11 +70,17 @@ describe("qualysProfile.parseThrottle", () => {
   test("1965 takes the longer of body and header", () => {
     const body = simpleReturn("1965", { SECONDS_TO_WAIT: "5" });
     const response = answer(409, { "X-RateLimit-ToWait-Sec": "90" });
-    expect(qualysProfile.parseThrottle(response, body, NOW)?.waitMs).toBe(90_000);
+    expect(qualysProfile.parseThrottle(response, body, NOW)?.waitMs).toBe(
+      90_000,
+    );
   });
 
   test("1965 without a wait uses the default", () => {
-    const signal = qualysProfile.parseThrottle(answer(409), simpleReturn("1965"), NOW);
+    const signal = qualysProfile.parseThrottle(
+      answer(409),
+      simpleReturn("1965"),
+      NOW,
+    );
     expect(signal?.waitMs).toBe(DEFAULT_RATE_WAIT_MS);
   });
 
@@ -91,19 +104,27 @@ describe("qualysProfile.parseThrottle", () => {
   });
 
   test("other 409 codes are not throttles", () => {
-    expect(qualysProfile.parseThrottle(answer(409), simpleReturn("1999"), NOW)).toBeNull();
+    expect(
+      qualysProfile.parseThrottle(answer(409), simpleReturn("1999"), NOW),
+    ).toBeNull();
   });
 
   test("429 obeys Retry-After seconds and dates", () => {
     const seconds = answer(429, { "Retry-After": "30" });
-    const date = answer(429, { "Retry-After": "Sun, 01 Mar 2026 12:02:00 GMT" });
+    const date = answer(429, {
+      "Retry-After": "Sun, 01 Mar 2026 12:02:00 GMT",
+    });
     expect(qualysProfile.parseThrottle(seconds, "", NOW)?.waitMs).toBe(30_000);
     expect(qualysProfile.parseThrottle(date, "", NOW)?.waitMs).toBe(120_000);
-    expect(qualysProfile.parseThrottle(answer(429), "", NOW)?.reason).toBe("http 429");
+    expect(qualysProfile.parseThrottle(answer(429), "", NOW)?.reason).toBe(
+      "http 429",
+    );
   });
 
   test("other statuses are not throttles", () => {
-    expect(qualysProfile.parseThrottle(answer(400), simpleReturn("1965"), NOW)).toBeNull();
+    expect(
+      qualysProfile.parseThrottle(answer(400), simpleReturn("1965"), NOW),
+    ).toBeNull();
     expect(qualysProfile.parseThrottle(answer(200), "", NOW)).toBeNull();
   });
 });
@@ -122,7 +143,10 @@ describe("qualysProfile limits", () => {
 
   test("advertised limit needs both headers", () => {
     const partial = answer(200, { "X-RateLimit-Limit": "300" });
-    const garbled = answer(200, { "X-RateLimit-Limit": "lots", "X-RateLimit-Window-Sec": "60" });
+    const garbled = answer(200, {
+      "X-RateLimit-Limit": "lots",
+      "X-RateLimit-Window-Sec": "60",
+    });
     expect(qualysProfile.parseAdvertisedLimit(partial)).toBeNull();
     expect(qualysProfile.parseAdvertisedLimit(garbled)).toBeNull();
   });
@@ -185,18 +209,22 @@ describe("qualys options and cursor", () => {
       } catch (caught) {
         error = caught;
       }
-      expect(isVulnsubError(error) && error.code).toBe("state_file_invalid");
+      expect(errorCodeOf(error)).toBe("state_file_invalid");
     }
   });
 
   test("SIMPLE_RETURN parse reads code, text and items", () => {
-    const parsed = parseSimpleReturn(simpleReturn("1965", { SECONDS_TO_WAIT: "3" }));
+    const parsed = parseSimpleReturn(
+      simpleReturn("1965", { SECONDS_TO_WAIT: "3" }),
+    );
     expect(parsed).toEqual({
       code: "1965",
       text: "blocked",
       datetime: "2026-03-01T12:00:00Z",
       items: { SECONDS_TO_WAIT: "3" },
     });
-    expect(() => parseSimpleReturn("<OTHER/>")).toThrow("expected SIMPLE_RETURN");
+    expect(() => parseSimpleReturn("<OTHER/>")).toThrow(
+      "expected SIMPLE_RETURN",
+    );
   });
 });

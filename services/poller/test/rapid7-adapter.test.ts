@@ -290,6 +290,17 @@ describe("rapid7 adapter resume", () => {
 });
 
 describe("rapid7 adapter with faults", () => {
+  test("429 over the rate is waited out", async () => {
+    const { sim, context } = await setup({
+      assets: 20,
+      rateLimit: { requests: 4, windowMs: 1000 },
+    });
+    const outcome = await collectSync(adapter(), null, context);
+    expect(outcome.error).toBeUndefined();
+    expect(sorted(versionsOf(outcome.batches))).toEqual(groundTruthOf(sim));
+    expect(sim.counters().requestsByStatus["429"]).toBeGreaterThan(0);
+  });
+
   test("retried cycles lose nothing", async () => {
     const { sim, context } = await setup({
       faults: {

@@ -201,8 +201,7 @@ describe("createVendorHttp", () => {
   });
 
   test("409 without throttle code fails", async () => {
-    handler = () =>
-      new Response('{"active_job_id":"2f33"}', { status: 409 });
+    handler = () => new Response('{"active_job_id":"2f33"}', { status: 409 });
     const http = createHttp(createLogCapture());
 
     const error = await captureError(
@@ -330,7 +329,11 @@ describe("createVendorHttp", () => {
   });
 
   test("refused connection is retried then fails", async () => {
-    const closed = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response() });
+    const closed = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () => new Response(),
+    });
     const port = closed.port;
     await closed.stop(true);
     const http = createHttp(createLogCapture(), {
@@ -378,8 +381,9 @@ describe("createVendorHttp", () => {
       onConcurrencyLimit: (limit) => concurrency.push(limit),
     });
 
-    await (await http.request({ method: "GET", url: "x", operation: "p" }))
-      .text();
+    await (
+      await http.request({ method: "GET", url: "x", operation: "p" })
+    ).text();
 
     expect(limits).toEqual([{ requests: 300, windowMs: 3_600_000 }]);
     expect(concurrency).toEqual([2]);
@@ -391,8 +395,9 @@ describe("createVendorHttp", () => {
     const { gate } = createFakeGate(1500);
     const http = createHttp(log, { gate });
 
-    await (await http.request({ method: "GET", url: "x", operation: "p" }))
-      .text();
+    await (
+      await http.request({ method: "GET", url: "x", operation: "p" })
+    ).text();
 
     expect(log.events("ratelimit.waited")[0]?.durationMs).toBe(1500);
   });

@@ -2,7 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { createQualysEnvelope } from "../src/adapters/qualys-envelope.ts";
-import { checkPageUrl, qualysProfile } from "../src/adapters/qualys.ts";
+import { qualysProfile } from "../src/adapters/qualys.ts";
+import { checkPageUrl } from "../src/adapters/qualys-page-url.ts";
 import { parseSimpleReturn } from "../src/adapters/qualys-simple-return.ts";
 import {
   readDetectionPage,
@@ -16,10 +17,12 @@ import {
 } from "./helpers/qualys-http.ts";
 
 // Public Qualys responses kept beside the repository (not in it). Each file
-// must be read by the matching part of the adapter; a file no check knows
-// fails the suite so a new sample is never skipped silently.
+// must be read by the matching part of the adapter. A file that no check
+// matches fails the suite, so a new sample is never skipped silently.
 const samplesDir = resolve(repoRoot, "../shared/vendor-samples/qualys");
-const sampleFiles = existsSync(samplesDir) ? readdirSync(samplesDir).sort() : [];
+const sampleFiles = existsSync(samplesDir)
+  ? readdirSync(samplesDir).sort()
+  : [];
 const validateEnvelope = createEnvelopeValidator();
 
 async function readPage(xml: string) {
@@ -27,7 +30,8 @@ async function readPage(xml: string) {
   const reader = readDetectionPage(chunkedStream(xml, 1024));
   for (;;) {
     const step = await reader.next();
-    if (step.done) return { items, trailer: step.value as DetectionPageTrailer };
+    if (step.done)
+      return { items, trailer: step.value as DetectionPageTrailer };
     items.push(...step.value);
   }
 }
@@ -52,7 +56,10 @@ function rootElement(xml: string): string | null {
 async function checkDetectionPage(name: string, xml: string) {
   const { items, trailer } = await readPage(xml);
   const envelopes = items.map((item) =>
-    createQualysEnvelope(item, { source: "samples", observedAt: "2026-03-01T00:00:00.000Z" }),
+    createQualysEnvelope(item, {
+      source: "samples",
+      observedAt: "2026-03-01T00:00:00.000Z",
+    }),
   );
   const keys = new Set(envelopes.map((envelope) => envelope.findingKey));
   expect(items.length).toBe((xml.match(/<DETECTION>/g) ?? []).length);
@@ -69,9 +76,18 @@ async function checkDetectionPage(name: string, xml: string) {
   const origin = new URL(url).origin;
   const endpoint = new URL(`${origin}/api/2.0/fo/asset/host/vm/detection/`);
   expect(trailer.warning.code).toBe("1980");
-  expect(checkPageUrl(url, endpoint, null, `${name} WARNING URL`)).toContain("id_min=");
+  expect(checkPageUrl(url, endpoint, null, `${name} WARNING URL`)).toContain(
+    "id_min=",
+  );
   expect(() =>
-    checkPageUrl(url, new URL("https://qualysapi.example.test/api/2.0/fo/asset/host/vm/detection/"), null, "URL"),
+    checkPageUrl(
+      url,
+      new URL(
+        "https://qualysapi.example.test/api/2.0/fo/asset/host/vm/detection/",
+      ),
+      null,
+      "URL",
+    ),
   ).toThrow("not followed");
 }
 
@@ -101,7 +117,8 @@ function checkHeaderExchanges(text: string) {
   expect(exchanges.entries.length).toBeGreaterThan(0);
   for (const entry of exchanges.entries) {
     const headers = new Headers();
-    for (const header of entry.response_headers) headers.append(header.name, header.value);
+    for (const header of entry.response_headers)
+      headers.append(header.name, header.value);
     const response = new Response(null, { status: 200, headers });
     expect(qualysProfile.parseAdvertisedLimit(response)).toEqual({
       requests: 300,
@@ -128,9 +145,13 @@ describe.skipIf(sampleFiles.length === 0)("qualys public samples", () => {
     } else if (name.endsWith(".csv")) {
       // CSV output is rejected, and its footer URL (another API) too.
       const footerUrl = /"1980","[^"]*","([^"]+)"/.exec(text)?.[1] ?? "";
-      const endpoint = new URL(`${new URL(footerUrl).origin}/api/2.0/fo/asset/host/vm/detection/`);
+      const endpoint = new URL(
+        `${new URL(footerUrl).origin}/api/2.0/fo/asset/host/vm/detection/`,
+      );
       expect(await pageError(text)).toStartWith("malformed XML");
-      expect(() => checkPageUrl(footerUrl, endpoint, null, "CSV URL")).toThrow("has path");
+      expect(() => checkPageUrl(footerUrl, endpoint, null, "CSV URL")).toThrow(
+        "has path",
+      );
     } else if (name.endsWith(".json")) {
       checkHeaderExchanges(text);
     } else {

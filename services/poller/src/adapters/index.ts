@@ -19,7 +19,7 @@ import {
   type TenableSettings,
 } from "./tenable.ts";
 
-/** What the poller core needs from one vendor's adapter module. */
+/** One vendor's adapter module as the poller core uses it. */
 export interface VendorEntry {
   readonly profile: VendorProfile;
   /** Production API server; <VENDOR>_BASE_URL overrides it. */
@@ -43,7 +43,8 @@ export const vendorRegistry: VendorRegistry = {
     createAdapter: ({ baseUrl, options }) =>
       createQualysAdapter({
         baseUrl,
-        apiVersion: options.qualysApiVersion as QualysAdapterOptions["apiVersion"],
+        apiVersion:
+          options.qualysApiVersion as QualysAdapterOptions["apiVersion"],
         truncationLimit: options.qualysTruncationLimit as number,
         showIgs: options.qualysShowIgs as boolean,
         showResults: options.qualysShowResults as boolean,

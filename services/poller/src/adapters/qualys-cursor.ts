@@ -2,10 +2,10 @@ import { VulnsubError } from "@vulnsub/shared";
 
 /**
  * Durable position of a Qualys job, stored as JSON by the flusher.
- * - "paging": inside a cycle; `nextUrl` is the page to fetch next (the
- *   WARNING 1980 URL of the last committed page), `since` the
- *   detection_processed_after value of the cycle and `cycleStartedAt` when
- *   the cycle began.
+ * - "paging": inside a cycle. `nextUrl` is the page to fetch next, the
+ *   WARNING 1980 URL of the last committed page. `since` is the cycle's
+ *   detection_processed_after value, and `cycleStartedAt` is when the cycle
+ *   began.
  * - "done": between cycles; the next cycle asks for detections processed
  *   after `watermark` minus the lookback.
  */
@@ -33,14 +33,20 @@ export function parseQualysCursor(text: string): QualysCursor {
   } catch {
     throw invalid(text, "not JSON");
   }
-  if (typeof value !== "object" || value === null) throw invalid(text, "not an object");
+  if (typeof value !== "object" || value === null)
+    throw invalid(text, "not an object");
   const record = value as Record<string, unknown>;
   if (record.formatVersion !== 1) throw invalid(text, "formatVersion is not 1");
 
   if (record.phase === "done") {
-    return { formatVersion: 1, phase: "done", watermark: isoField(record, "watermark", text) };
+    return {
+      formatVersion: 1,
+      phase: "done",
+      watermark: isoField(record, "watermark", text),
+    };
   }
-  if (record.phase !== "paging") throw invalid(text, "phase is not paging or done");
+  if (record.phase !== "paging")
+    throw invalid(text, "phase is not paging or done");
   const page = record.page;
   if (typeof page !== "number" || !Number.isInteger(page) || page < 1) {
     throw invalid(text, "page is not a positive integer");
@@ -68,7 +74,11 @@ export function formatQualysTime(date: Date): string {
     .replace(".000Z", "Z");
 }
 
-function isoField(record: Record<string, unknown>, name: string, text: string): string {
+function isoField(
+  record: Record<string, unknown>,
+  name: string,
+  text: string,
+): string {
   const value = record[name];
   if (typeof value !== "string" || Number.isNaN(Date.parse(value))) {
     throw invalid(text, `${name} is not an ISO time`);

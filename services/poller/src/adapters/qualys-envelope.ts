@@ -111,16 +111,21 @@ function requireDigits(parent: XmlObject, name: string, what: string): string {
   const text = optionalText(parent, name);
   if (text === null) throw new QualysRecordError(`${what} is missing`);
   if (!/^\d+$/.test(text)) {
-    throw new QualysRecordError(`${what} is not a number: ${JSON.stringify(text)}`);
+    throw new QualysRecordError(
+      `${what} is not a number: ${JSON.stringify(text)}`,
+    );
   }
   return text;
 }
 
 function severityOf(raw: string | null, where: string) {
-  if (raw === null) return { severity: "info" as Severity, vendorSeverity: null };
+  if (raw === null)
+    return { severity: "info" as Severity, vendorSeverity: null };
   const severity = SEVERITIES[raw];
   if (!severity) {
-    throw new QualysRecordError(`${where}: SEVERITY ${JSON.stringify(raw)} is not 1-5`);
+    throw new QualysRecordError(
+      `${where}: SEVERITY ${JSON.stringify(raw)} is not 1-5`,
+    );
   }
   return { severity, vendorSeverity: raw };
 }
@@ -129,18 +134,26 @@ function stateOf(status: string | null, where: string): FindingState {
   if (status === null) return "open";
   const state = STATES[status];
   if (!state) {
-    throw new QualysRecordError(`${where}: unknown STATUS ${JSON.stringify(status)}`);
+    throw new QualysRecordError(
+      `${where}: unknown STATUS ${JSON.stringify(status)}`,
+    );
   }
   return state;
 }
 
 // Qualys times are ISO 8601 UTC with whole seconds: 2020-04-17T18:55:20Z.
-function timeOf(detection: XmlObject, name: string, where: string): string | null {
+function timeOf(
+  detection: XmlObject,
+  name: string,
+  where: string,
+): string | null {
   const text = optionalText(detection, name);
   if (text === null) return null;
   const ms = /^\d{4}-\d{2}-\d{2}T/.test(text) ? Date.parse(text) : Number.NaN;
   if (Number.isNaN(ms)) {
-    throw new QualysRecordError(`${where}: ${name} is not a date: ${JSON.stringify(text)}`);
+    throw new QualysRecordError(
+      `${where}: ${name} is not a date: ${JSON.stringify(text)}`,
+    );
   }
   return new Date(ms).toISOString();
 }
@@ -149,12 +162,14 @@ function portOf(raw: string | null, where: string): number | null {
   if (raw === null) return null;
   const port = Number(raw);
   if (!/^\d+$/.test(raw) || port > 65535) {
-    throw new QualysRecordError(`${where}: PORT ${JSON.stringify(raw)} is not 0-65535`);
+    throw new QualysRecordError(
+      `${where}: PORT ${JSON.stringify(raw)} is not 0-65535`,
+    );
   }
   return port;
 }
 
-// NOTE: ASSET_CVE is read as text holding CVE ids; its exact layout (the
+// NOTE: ASSET_CVE is read as text that contains CVE ids. Its layout (the
 // separator) was not found in Qualys documents, so ids are matched by form.
 function cvesOf(raw: string | null): string[] {
   if (raw === null) return [];

@@ -12,9 +12,8 @@ export const QUALYS_API_VERSIONS = ["2.0", "3.0", "4.0", "5.0"] as const;
 export type QualysApiVersion = (typeof QUALYS_API_VERSIONS)[number];
 
 /**
- * Options of a Qualys job. The API version is configurable because Qualys
- * publishes the detection API under /api/2.0 to /api/5.0 and retires old
- * versions on a published timeline.
+ * Options of a Qualys job. The API version is configurable because the
+ * detection API path carries it (/api/2.0 to /api/5.0).
  */
 export const qualysOptionSpecs = {
   qualysBaseUrl: option({

@@ -5,7 +5,10 @@ import type {
   VendorCredentials,
   VendorProfile,
 } from "../adapter.ts";
-import { parseSimpleReturn, type SimpleReturn } from "./qualys-simple-return.ts";
+import {
+  parseSimpleReturn,
+  type SimpleReturn,
+} from "./qualys-simple-return.ts";
 
 /**
  * Wire protocol of the Qualys VM API (v2 family):
@@ -14,7 +17,7 @@ import { parseSimpleReturn, type SimpleReturn } from "./qualys-simple-return.ts"
  *   too many calls ran in the window (wait SECONDS_TO_WAIT or the
  *   X-RateLimit-ToWait-Sec header), 1960 when too many calls are running
  *   (wait for one to finish), 1920 the older generic block;
- * - the gateway APIs answer 429 with Retry-After instead;
+ * - the gateway APIs respond 429 with Retry-After instead;
  * - every answer advertises X-RateLimit-Limit per X-RateLimit-Window-Sec
  *   and X-Concurrency-Limit-Limit.
  */
@@ -43,7 +46,9 @@ function authHeaders(credentials: VendorCredentials): Record<string, string> {
     );
   }
   const pair = `${credentials.username}:${credentials.password}`;
-  return { Authorization: `Basic ${Buffer.from(pair, "utf8").toString("base64")}` };
+  return {
+    Authorization: `Basic ${Buffer.from(pair, "utf8").toString("base64")}`,
+  };
 }
 
 function parseThrottle(
@@ -52,7 +57,8 @@ function parseThrottle(
   now: Date,
 ): ThrottleSignal | null {
   const toWaitSec = headerInteger(response, "x-ratelimit-towait-sec") ?? 0;
-  if (response.status === 429) return parseGatewayThrottle(response, toWaitSec, now);
+  if (response.status === 429)
+    return parseGatewayThrottle(response, toWaitSec, now);
   if (response.status !== 409) return null;
 
   const simple = tryParseSimpleReturn(body);

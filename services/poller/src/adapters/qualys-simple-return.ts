@@ -12,7 +12,7 @@ import {
 } from "./qualys-xml-tree.ts";
 
 /**
- * A Qualys SIMPLE_RETURN body: the answer to errors (400 with codes 1901,
+ * A Qualys SIMPLE_RETURN body: the response to errors (400 with codes 1901,
  * 1903, 1905, ...), to blocked calls (409 with 1960 or 1965) and to bad
  * credentials.
  */
@@ -54,7 +54,9 @@ export function parseSimpleReturn(xml: string): SimpleReturn {
 
   const parsed = root as { name: string; value: XmlValue } | null;
   if (!parsed || parsed.name !== "SIMPLE_RETURN") {
-    throw new Error(`expected SIMPLE_RETURN, found ${parsed?.name ?? "no element"}`);
+    throw new Error(
+      `expected SIMPLE_RETURN, found ${parsed?.name ?? "no element"}`,
+    );
   }
   return simpleReturnOf(objectOf(parsed.value) ?? {});
 }

@@ -18,8 +18,8 @@ import {
 /**
  * Streaming reader of one Host List Detection page. It turns each DETECTION
  * into an item with its HOST's fields as soon as the detection's closing tag
- * is read, keeping only the current host and detection in memory, and
- * returns the page's WARNING (the next-page URL) when the document ends.
+ * is read, so only the current host and detection stay in memory. When the
+ * document ends it returns the page's WARNING (the next-page URL).
  * Any problem throws QualysPageError: malformed XML, a body that ends or
  * fails before the root element closes, invalid UTF-8, a SIMPLE_RETURN
  * error document or another root element.
@@ -33,7 +33,11 @@ export interface DetectionItem {
 export interface DetectionPageTrailer {
   /** RESPONSE/DATETIME, as sent. */
   datetime: string | null;
-  warning: { code: string | null; text: string | null; url: string | null } | null;
+  warning: {
+    code: string | null;
+    text: string | null;
+    url: string | null;
+  } | null;
   hosts: number;
   detections: number;
 }
@@ -110,13 +114,17 @@ export function createDetectionPageParser() {
     const parent = stack[stack.length - 1];
     const grandparent = stack[stack.length - 2];
 
-    if (frame.name === "DETECTION" && parent?.name === "DETECTION_LIST" &&
-      grandparent?.name === "HOST") {
+    if (
+      frame.name === "DETECTION" &&
+      parent?.name === "DETECTION_LIST" &&
+      grandparent?.name === "HOST"
+    ) {
       detections++;
       const detection = frameValue(frame);
       items.push({
         host: hostSnapshot ?? {},
-        detection: typeof detection === "string" ? {} : (detection as XmlObject),
+        detection:
+          typeof detection === "string" ? {} : (detection as XmlObject),
       });
       return;
     }
@@ -152,7 +160,10 @@ export function createDetectionPageParser() {
       if (error instanceof QualysPageError) throw error;
       const message = error instanceof Error ? error.message : String(error);
       const match = /^(\d+):(\d+): ([\s\S]*)$/.exec(message);
-      const detail = (match ? (match[3] as string) : message).replace(/\.$/, "");
+      const detail = (match ? (match[3] as string) : message).replace(
+        /\.$/,
+        "",
+      );
       const where = match
         ? `line ${match[1]} column ${Number(match[2]) + 1}`
         : position();
@@ -178,7 +189,10 @@ export function createDetectionPageParser() {
       run(() => parser.close(), "truncated");
       const document = root as XmlObject | null;
       if (!document) {
-        throw new QualysPageError("truncated", "truncated XML: no root element");
+        throw new QualysPageError(
+          "truncated",
+          "truncated XML: no root element",
+        );
       }
       if (rootName === SIMPLE_RETURN_ROOT) {
         throw new QualysPageError(
@@ -201,7 +215,8 @@ export async function* readDetectionPage(
   body: ReadableStream<Uint8Array> | null,
   signal?: AbortSignal,
 ): AsyncGenerator<DetectionItem[], DetectionPageTrailer> {
-  if (!body) throw new QualysPageError("truncated", "truncated XML: empty body");
+  if (!body)
+    throw new QualysPageError("truncated", "truncated XML: empty body");
   const parser = createDetectionPageParser();
   const decoder = new TextDecoder("utf-8", { fatal: true });
   const reader: ChunkReader = body.getReader();
@@ -277,7 +292,10 @@ function trailerOf(
 ): DetectionPageTrailer {
   const response = objectOf(document.RESPONSE);
   if (!response) {
-    throw new QualysPageError("malformed", `malformed XML: ${DETECTION_ROOT} has no RESPONSE`);
+    throw new QualysPageError(
+      "malformed",
+      `malformed XML: ${DETECTION_ROOT} has no RESPONSE`,
+    );
   }
   const warning = objectOf(response.WARNING);
   return {

@@ -1,11 +1,12 @@
 /**
- * How Qualys XML elements become JSON in `raw`: an element with only text
- * becomes its trimmed text; an element with children or attributes becomes
- * an object whose attributes are "@name" keys, whose children are keys by
- * element name and whose own non-blank text is "#text". Children of list
- * elements (names ending in _LIST, and QDS_FACTORS, TAGS,
- * CLOUD_PROVIDER_TAGS) are always arrays; elsewhere a repeated child name
- * turns into an array.
+ * Mapping of Qualys XML elements to the JSON kept in `raw`:
+ * - an element with only text becomes its trimmed text;
+ * - an element with children or attributes becomes an object. Attributes
+ *   are "@name" keys, children are keys by element name, and the element's
+ *   own non-blank text is "#text";
+ * - children of list elements (names ending in _LIST, and QDS_FACTORS,
+ *   TAGS, CLOUD_PROVIDER_TAGS) are always arrays. Elsewhere a repeated
+ *   child name turns into an array.
  */
 export type XmlValue = string | XmlObject | XmlValue[];
 export interface XmlObject {
@@ -86,7 +87,11 @@ export function textOf(value: XmlValue | undefined): string | null {
 
 /** Child object of an element value, or null when absent or text. */
 export function objectOf(value: XmlValue | undefined): XmlObject | null {
-  if (value === undefined || typeof value === "string" || Array.isArray(value)) {
+  if (
+    value === undefined ||
+    typeof value === "string" ||
+    Array.isArray(value)
+  ) {
     return null;
   }
   return value;

@@ -14,6 +14,7 @@ import {
 } from "./qualys-cursor.ts";
 import { createQualysEnvelope, QualysRecordError } from "./qualys-envelope.ts";
 import type { QualysApiVersion } from "./qualys-options.ts";
+import { checkPageUrl, idMinOf } from "./qualys-page-url.ts";
 import {
   QualysPageError,
   readDetectionPage,
@@ -26,7 +27,7 @@ export { qualysOptionSpecs } from "./qualys-options.ts";
 /**
  * Qualys VMDR adapter: reads the Host List Detection API page by page.
  *
- * A cycle asks for every status (New, Active, Fixed, Re-Opened) with
+ * A cycle requests every status (New, Active, Fixed, Re-Opened) with
  * detection_processed_after = backfill start on the first cycle, else the
  * previous cycle's start minus the lookback. Each page is streamed: records
  * go out in batches of maxBatchRecords while the page is read, but only the
@@ -54,7 +55,9 @@ export interface QualysAdapterOptions {
 const ALL_STATUSES = "New,Active,Fixed,Re-Opened";
 const OPERATION = "detections";
 
-export function createQualysAdapter(options: QualysAdapterOptions): VendorAdapter {
+export function createQualysAdapter(
+  options: QualysAdapterOptions,
+): VendorAdapter {
   const apiVersion = options.apiVersion ?? "2.0";
   const endpoint = new URL(
     `${options.baseUrl.replace(/\/+$/, "")}/api/${apiVersion}/fo/asset/host/vm/detection/`,
@@ -104,13 +107,20 @@ export function createQualysAdapter(options: QualysAdapterOptions): VendorAdapte
       checkPageUrl(url, endpoint, null, "nextUrl");
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      throw new VulnsubError("state_file_invalid", `qualys cursor: ${message}`, {
-        cause: error,
-      });
+      throw new VulnsubError(
+        "state_file_invalid",
+        `qualys cursor: ${message}`,
+        {
+          cause: error,
+        },
+      );
     }
   }
 
-  function startState(cursorText: string | null, context: SyncContext): PagingState {
+  function startState(
+    cursorText: string | null,
+    context: SyncContext,
+  ): PagingState {
     const stored = cursorText === null ? null : parseQualysCursor(cursorText);
     if (stored?.phase === "paging") return stored;
 
@@ -136,7 +146,10 @@ export function createQualysAdapter(options: QualysAdapterOptions): VendorAdapte
   async function* syncPage(
     state: PagingState,
     context: SyncContext,
-  ): AsyncGenerator<AdapterBatch, { records: AdapterRecord[]; nextUrl: string | null }> {
+  ): AsyncGenerator<
+    AdapterBatch,
+    { records: AdapterRecord[]; nextUrl: string | null }
+  > {
     const currentIdMin = idMinOf(state.nextUrl);
     const label =
       `qualys ${OPERATION} page ${state.page}` +
@@ -162,7 +175,10 @@ export function createQualysAdapter(options: QualysAdapterOptions): VendorAdapte
         // Map the whole chunk first so a bad record stops the page before
         // any record of its chunk is yielded.
         const records = step.value.map((item) => {
-          const envelope = createQualysEnvelope(item, { source: context.source, observedAt });
+          const envelope = createQualysEnvelope(item, {
+            source: context.source,
+            observedAt,
+          });
           return {
             findingKey: envelope.findingKey,
             version: envelope.version,
@@ -183,10 +199,16 @@ export function createQualysAdapter(options: QualysAdapterOptions): VendorAdapte
       await reader.return(undefined as never);
     }
 
-    const nextUrl = nextPageUrl(trailer, label, state.nextUrl, currentIdMin, context);
+    const nextUrl = nextPageUrl(
+      trailer,
+      label,
+      state.nextUrl,
+      currentIdMin,
+      context,
+    );
     context.logger.info(
       {
-        event: "page.fetched",
+        event: "detections.parsed",
         vendor: "qualys",
         source: context.source,
         page: state.page,
@@ -212,7 +234,12 @@ export function createQualysAdapter(options: QualysAdapterOptions): VendorAdapte
     if (!warning) return null;
     if (warning.code !== "1980" && warning.url === null) {
       context.logger.warn(
-        { event: "page.warning_ignored", vendor: "qualys", code: warning.code, text: warning.text },
+        {
+          event: "page.warning_ignored",
+          vendor: "qualys",
+          code: warning.code,
+          text: warning.text,
+        },
         `${label}: WARNING ${warning.code} without a URL ignored: ${warning.text}`,
       );
       return null;
@@ -236,49 +263,6 @@ export function createQualysAdapter(options: QualysAdapterOptions): VendorAdapte
 
 type PagingState = Extract<QualysCursor, { phase: "paging" }>;
 
-/**
- * Accepts a page URL only on the configured origin and detection path,
- * without credentials, and with an id_min above the current one, so a
- * forged or looping WARNING URL is never followed.
- */
-export function checkPageUrl(
-  raw: string,
-  endpoint: URL,
-  currentIdMin: number | null,
-  what: string,
-): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new QualysPageError("malformed", `${what} is not an absolute URL: ${JSON.stringify(raw)}`);
-  }
-  const trim = (path: string) => path.replace(/\/+$/, "");
-  const problems = [
-    url.origin !== endpoint.origin &&
-      `points to origin ${url.origin}, expected ${endpoint.origin}`,
-    trim(url.pathname) !== trim(endpoint.pathname) &&
-      `has path ${url.pathname}, expected ${endpoint.pathname}`,
-    (url.username !== "" || url.password !== "") && "carries credentials",
-  ].filter((problem): problem is string => typeof problem === "string");
-  if (problems.length > 0) {
-    throw new QualysPageError("malformed", `${what} ${problems.join(" and ")}; not followed`);
-  }
-  const idMin = idMinOf(url.toString());
-  if (currentIdMin !== null && (idMin === null || idMin <= currentIdMin)) {
-    throw new QualysPageError(
-      "malformed",
-      `${what} id_min ${idMin ?? "(none)"} does not advance past ${currentIdMin}; not followed`,
-    );
-  }
-  return url.toString();
-}
-
-function idMinOf(url: string): number | null {
-  const raw = new URL(url).searchParams.get("id_min");
-  return raw !== null && /^\d+$/.test(raw) ? Number(raw) : null;
-}
-
 function pageError(error: unknown, label: string, url: string): unknown {
   if (error instanceof QualysPageError || error instanceof QualysRecordError) {
     return invalidResponse(`${label}: ${error.message}`, url, error);
@@ -286,10 +270,22 @@ function pageError(error: unknown, label: string, url: string): unknown {
   return error;
 }
 
-function invalidResponse(message: string, url: string, cause?: unknown): VulnsubError {
+function invalidResponse(
+  message: string,
+  url: string,
+  cause?: unknown,
+): VulnsubError {
   const request = `GET ${describeUrl(url)}`;
-  return new VulnsubError("vendor_response_invalid", `${message} (request ${request})`, {
-    cause,
-    context: { vendor: "qualys", operation: OPERATION, url: describeUrl(url) },
-  });
+  return new VulnsubError(
+    "vendor_response_invalid",
+    `${message} (request ${request})`,
+    {
+      cause,
+      context: {
+        vendor: "qualys",
+        operation: OPERATION,
+        url: describeUrl(url),
+      },
+    },
+  );
 }

@@ -76,7 +76,7 @@ export function createRapid7Adapter(
     let resumed = saved.cycle !== null;
     definitions.forgetMissing();
     context.logger.info(
-      { event: "cycle.started", vendor: "rapid7", mode: cycle.mode, resumed },
+      { event: "assets.started", vendor: "rapid7", mode: cycle.mode, resumed },
       `rapid7 ${cycle.mode} cycle started at page ${cycle.page}`,
     );
 
@@ -113,11 +113,11 @@ export function createRapid7Adapter(
       if (next === null) {
         context.logger.info(
           {
-            event: "cycle.completed",
+            event: "assets.finished",
             vendor: "rapid7",
             mode: cycle.mode,
             pages: cycle.page,
-            cursor: cursor.watermark,
+            watermark: cursor.watermark,
           },
           `rapid7 ${cycle.mode} cycle completed after ${cycle.page} pages`,
         );
@@ -162,7 +162,7 @@ export function createRapid7Adapter(
     const page = parseRapid7AssetPage(json, where);
     context.logger.debug(
       {
-        event: "page.fetched",
+        event: "assets.parsed",
         vendor: "rapid7",
         page: cycle.page,
         assets: page.assets.length,

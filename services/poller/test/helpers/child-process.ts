@@ -33,16 +33,25 @@ export function startChild(
   });
   const lines: Record<string, unknown>[] = [];
   let raw = "";
-  void collect(child.stdout, (text) => {
-    raw += text;
-    return text;
-  }, lines);
-  void collect(child.stderr, (text) => {
-    raw += text;
-    return "";
-  }, null);
+  void collect(
+    child.stdout,
+    (text) => {
+      raw += text;
+      return text;
+    },
+    lines,
+  );
+  void collect(
+    child.stderr,
+    (text) => {
+      raw += text;
+      return "";
+    },
+    null,
+  );
 
-  const events = (event: string) => lines.filter((line) => line.event === event);
+  const events = (event: string) =>
+    lines.filter((line) => line.event === event);
   return {
     pid: child.pid,
     lines,

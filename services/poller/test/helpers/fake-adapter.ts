@@ -7,14 +7,14 @@ import type {
 } from "../../src/adapter.ts";
 
 /**
- * A vendor adapter over numbered pages. Its cursor is `{"page":N}`, the
- * last page fully delivered; a cycle fetches pages N+1 to `pageCount()`
- * and splits each into batches of `maxBatchRecords`, the last one ending
- * the page and carrying the cursor. With nothing new it yields one empty
- * batch that keeps the cursor.
+ * A vendor adapter over numbered pages. Its cursor is `{"page":N}`, where
+ * N is the last page fully delivered. A cycle fetches pages N+1 to
+ * `pageCount()` and splits each into batches of `maxBatchRecords`. The
+ * last batch of a page ends it and carries the cursor. With nothing new,
+ * the cycle yields one empty batch that keeps the cursor.
  *
  * Records come from `fetchPage`: generated in memory by default, or read
- * over HTTP through the cycle's VendorHttp with `createHttpPageSource`.
+ * over HTTP through the cycle's VendorHttp with `fetchPageOverHttp`.
  */
 export interface FakeAdapterOptions {
   pageCount: () => number;
@@ -49,7 +49,12 @@ export function createFakeAdapter(options: FakeAdapterOptions): FakeAdapter {
 
     if (donePage >= lastPage) {
       yielded++;
-      yield { records: [], cursor: pageCursor(donePage), page: donePage, endOfPage: true };
+      yield {
+        records: [],
+        cursor: pageCursor(donePage),
+        page: donePage,
+        endOfPage: true,
+      };
       return;
     }
     for (let page = donePage + 1; page <= lastPage; page++) {
@@ -61,7 +66,11 @@ export function createFakeAdapter(options: FakeAdapterOptions): FakeAdapter {
       }
       const records = await fetchPage(page, context);
       const size = context.maxBatchRecords;
-      for (let start = 0; start < records.length || start === 0; start += size) {
+      for (
+        let start = 0;
+        start < records.length || start === 0;
+        start += size
+      ) {
         if (start > 0 && options.batchDelayMs) {
           await Bun.sleep(options.batchDelayMs);
           context.signal.throwIfAborted();
@@ -97,7 +106,7 @@ export function parsePageCursor(cursor: string): number {
   return value.page;
 }
 
-/** The finding keys page `page` holds, in order. */
+/** Returns the finding keys of page `page`, in order. */
 export function pageKeys(page: number, count = RECORDS_PER_PAGE): string[] {
   return Array.from({ length: count }, (_, i) => `finding-${page}-${i}`);
 }
@@ -109,7 +118,7 @@ async function generatePage(
   return pageKeys(page).map((key) => recordOf(key, context.source));
 }
 
-/** A record whose JSON carries the identity fields the flusher checks. */
+/** Builds a record whose JSON carries the fields the flusher checks. */
 export function recordOf(findingKey: string, source: string): AdapterRecord {
   const version = "v1";
   return {
@@ -134,7 +143,10 @@ export async function fetchPageOverHttp(
   });
   const body = (await response.json()) as { keys?: unknown };
   if (!Array.isArray(body.keys)) {
-    throw new VulnsubError("vendor_response_invalid", `fake page ${page}: no keys`);
+    throw new VulnsubError(
+      "vendor_response_invalid",
+      `fake page ${page}: no keys`,
+    );
   }
   return body.keys.map((key) => recordOf(String(key), context.source));
 }

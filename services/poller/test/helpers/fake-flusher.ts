@@ -7,10 +7,12 @@ import {
 
 /**
  * An in-memory Ingest server on 127.0.0.1 over real gRPC, for poll loop
- * tests that need to hold, drop or reject acks. It keeps the same contract
- * as the flusher: dedup by (job, finding key, version), acks in order, the
- * cursor moves with the acked batch, and a batch or GetJobState with a
- * fencing token older than the newest one fails with FAILED_PRECONDITION.
+ * tests that need to hold, drop or reject acks. It keeps the flusher's
+ * contract:
+ * - records are deduplicated by (job, finding key, version);
+ * - acks come in order, and a batch's cursor becomes durable with its ack;
+ * - a batch or GetJobState with a fencing token older than the newest one
+ *   fails with FAILED_PRECONDITION.
  */
 export interface FakeFlusher {
   readonly address: string;
@@ -134,7 +136,11 @@ export async function startFakeFlusher(port = 0): Promise<FakeFlusher> {
         const ack = () => {
           if (failed) return;
           unacked--;
-          call.write({ seq: batch.seq, ...result, cursor: commitCursor(batch) });
+          call.write({
+            seq: batch.seq,
+            ...result,
+            cursor: commitCursor(batch),
+          });
         };
         if (hold) held.push(ack);
         else ack();

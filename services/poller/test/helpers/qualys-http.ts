@@ -20,7 +20,7 @@ export const FIXTURE_BASE_URL = "https://qualysapi.example.test";
 export type FixturePage = string | (() => Response);
 
 /**
- * VendorHttp that answers each request with the next fixture page, sending
+ * Creates a VendorHttp that returns the next fixture page per request, sending
  * string bodies in chunks of `chunkBytes` so the adapter parses a stream.
  */
 export function createFixtureHttp(
@@ -65,7 +65,7 @@ export function chunkedStream(
   });
 }
 
-/** A SyncContext for adapter tests; time is fixed unless `now` is given. */
+/** Builds a SyncContext for adapter tests, with a fixed clock unless `now` is given. */
 export function createTestContext(
   http: VendorHttp,
   overrides: Partial<SyncContext> = {},
@@ -119,14 +119,17 @@ export function lastCursor(
   return fallback;
 }
 
-/** Every record of `batches`, in order. */
+/** Returns every record of `batches`, in order. */
 export function recordsOf(batches: AdapterBatch[]) {
   return batches.flatMap((batch) => batch.records);
 }
 
 /** Reads a file of test/fixtures/qualys. */
 export function readQualysFixture(name: string): string {
-  return readFileSync(join(import.meta.dir, "../fixtures/qualys", name), "utf8");
+  return readFileSync(
+    join(import.meta.dir, "../fixtures/qualys", name),
+    "utf8",
+  );
 }
 
 /**
