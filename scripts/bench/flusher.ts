@@ -20,7 +20,7 @@ if (process.argv.slice(2).some((arg) => arg !== "--smoke")) {
   console.error("usage: bun scripts/bench/flusher.ts [--smoke]");
   process.exit(2);
 }
-const RECORDS = smoke ? 2_000 : 100_000;
+const RECORDS = smoke ? 2_000 : Number(process.env.BENCH_RECORDS ?? 100_000);
 const RECORDS_PER_BATCH = 100;
 const WINDOW_BATCHES = 8;
 const FLUSH_BATCH_SIZE = 500;
@@ -161,17 +161,22 @@ async function startFlusher(dir: string) {
 async function throughput(data: Record[], streams: number) {
   const dir = await mkdtemp(join(tmpdir(), "vulnsub-bench-flusher-"));
   const { child, address } = await startFlusher(dir);
-  const client = createIngestClient(address);
+  // One connection per stream, as each poller process has its own.
+  const clients = Array.from({ length: streams }, () =>
+    createIngestClient(address, {
+      channelOptions: { "grpc.use_local_subchannel_pool": 1 },
+    }),
+  );
   const latencies: number[] = [];
   const started = performance.now();
   await Promise.all(
-    Array.from({ length: streams }, (_, s) => {
+    clients.map((client, s) => {
       const mine = data.filter((_, i) => Math.floor(i / RECORDS_PER_BATCH) % streams === s);
       return runStream(client, mine, RECORDS_PER_BATCH, WINDOW_BATCHES, latencies);
     }),
   );
   const seconds = (performance.now() - started) / 1000;
-  client.close();
+  for (const client of clients) client.close();
   child.kill("SIGTERM");
   await child.exited;
   await rm(dir, { recursive: true, force: true });

@@ -85,17 +85,29 @@ export function createProcessSampler(intervalMs: number): ProcessSampler {
 }
 
 /**
- * Bytes `pid` has read through read-like system calls (rchar in
- * /proc/<pid>/io), sockets and files alike; null when unreadable.
+ * Bytes that local TCP clients of `port` have taken from their sockets:
+ * bytes_received minus the unread Recv-Q, summed over the established
+ * connections to that port (from `ss -tin`). Null when ss fails.
  */
-export function readBytesRead(pid: number): number | null {
-  try {
-    const io = readFileSync(`/proc/${pid}/io`, "utf8");
-    const match = /^rchar:\s+(\d+)$/m.exec(io);
-    return match ? Number(match[1]) : null;
-  } catch {
-    return null;
+export function readTcpBytesTaken(port: number): number | null {
+  const result = spawnSync(
+    "ss",
+    ["-tinH", "state", "established", `( dport = :${port} )`],
+    { encoding: "utf8" },
+  );
+  if (result.status !== 0) return null;
+
+  let total = 0;
+  // Each connection is a line "Recv-Q Send-Q local peer" followed by an
+  // indented line of tcp_info fields such as bytes_received:123.
+  const lines = result.stdout.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const received = /bytes_received:(\d+)/.exec(lines[i] ?? "");
+    if (!received) continue;
+    const queued = Number((lines[i - 1] ?? "").trim().split(/\s+/)[0]);
+    total += Number(received[1]) - (Number.isFinite(queued) ? queued : 0);
   }
+  return total;
 }
 
 function readStatusKiB(status: string, field: string): number | null {
