@@ -36,9 +36,14 @@ import {
 import { delimiter, dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** Bun version installed when none is on PATH; matches CI and bun.lock. */
-const BUN_VERSION = "1.3.5";
-/** Longest wait for npm or bun install, so a stalled registry fails. */
+/**
+ * Bun version installed when PATH has none at least this new. Older 1.3
+ * releases can splice a retried response into a body after a mid-body
+ * connection reset (fetch on a reused keep-alive connection), which the
+ * vendor adapters must never see.
+ */
+const BUN_VERSION = "1.4.5";
+/** Maximum wait for npm or bun install, so a stalled registry fails. */
 const INSTALL_TIMEOUT_MS = 600_000;
 
 const rootDir = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -76,7 +81,13 @@ function findBunOnPath() {
     if (!existsSync(candidate)) continue;
     const version = bunVersion(candidate);
     if (!version) continue;
-    warnIfOlder(candidate, version);
+    if (isOlder(version)) {
+      console.error(
+        `bootstrap: ${candidate} is bun ${version}; vulnsub needs ` +
+          `${BUN_VERSION} or newer, so it uses its own copy in .tools`,
+      );
+      continue;
+    }
     return candidate;
   }
   return undefined;
@@ -280,14 +291,15 @@ function bunVersion(path) {
   return result.stdout.trim() || undefined;
 }
 
-function warnIfOlder(path, version) {
-  const [major = 0, minor = 0] = version.split(".").map(Number);
-  const [wantMajor = 0, wantMinor = 0] = BUN_VERSION.split(".").map(Number);
-  if (major > wantMajor || (major === wantMajor && minor >= wantMinor)) return;
-  console.error(
-    `bootstrap: warning: ${path} is bun ${version}; vulnsub is tested ` +
-      `with ${BUN_VERSION}`,
-  );
+/** Returns true when `version` (x.y.z) is older than BUN_VERSION. */
+function isOlder(version) {
+  const have = version.split(".").map(Number);
+  const want = BUN_VERSION.split(".").map(Number);
+  for (let i = 0; i < 3; i++) {
+    const diff = (have[i] ?? 0) - (want[i] ?? 0);
+    if (diff !== 0) return diff < 0;
+  }
+  return false;
 }
 
 function withBunOnPath(env, binDir) {

@@ -1,9 +1,9 @@
 // Dedup index memory and speed: `bun run bench dedup [--smoke]`.
 //
 // Builds the index with 1,000,000 and 5,000,000 keys (smoke: 10,000 and
-// 50,000) and prints bytes per key (table bytes and heap growth), inserts
-// per second, and lookups per second for present and absent keys, with
-// and without computing the fingerprint of each lookup.
+// 50,000). Prints bytes per key, from the table size and from heap growth,
+// and inserts per second. Then prints lookups per second for present and
+// absent keys, and for lookups that also compute the fingerprint.
 import { cpus, release } from "node:os";
 import { createDedupIndex } from "../../services/flusher/src/dedup-index.ts";
 import {

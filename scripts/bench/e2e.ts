@@ -2,16 +2,23 @@
 //
 // A Tenable simulator, the flusher and one poller run as child processes
 // on loopback with the rate limit lifted. The poller exports every finding
-// (one vulns export, chunks of 500 assets, the poller's default) and the
+// (one vulns export, chunks of 500 assets by default) and the
 // flusher appends them to a fresh log. Prints findings per second from the
 // poller's start to its cycle.completed event, the peak RSS (VmHWM) and
-// CPU time of each process, the log size, and checks that the log holds
-// each served finding version exactly once.
+// CPU time of each process, the log size, and checks that the log
+// contains each served finding version exactly once.
 //
-// Findings have the simulator's realistic sizes: about 1.7 KB of JSON,
-// and 0.2 % with a 100-500 KB plugin output. Before the run, the bench
-// checks that the disk has three times the estimated log size free and
-// scales the finding count down when it does not.
+// Findings have the simulator's sizes: about 1.7 KB of vendor JSON (3 KB
+// per log line), and 0.2 % with a 100-500 KB plugin output. Before the
+// run, the bench checks that the disk has three times the estimated log
+// size free and scales the finding count down when it does not.
+//
+// Options:
+//   --findings-per-asset N  findings per asset (default 50)
+//   --chunk-assets N        assets per export chunk (default 500)
+//   --cpu-prof              write and summarise Bun CPU profiles of the
+//                           three children (their RSS is then higher)
+//   --keep                  keep the data folder
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -41,10 +48,13 @@ import {
 
 const USAGE =
   "usage: bun run bench e2e [--smoke] [--findings N] " +
-  "[--findings-per-asset N] [--cpu-prof] [--keep] [--redis-url URL]";
+  "[--findings-per-asset N] [--chunk-assets N] [--cpu-prof] [--keep] " +
+  "[--redis-url URL]";
 const FULL_FINDINGS = 1_000_000;
 const SMOKE_FINDINGS = 5_000;
 const DEFAULT_FINDINGS_PER_ASSET = 50;
+// Assets per export chunk: the poller's default num_assets.
+const DEFAULT_CHUNK_ASSETS = 500;
 // Estimate of a log line of the simulator's Tenable findings, large outputs
 // included: runs of 5,000 and 100,000 findings (seed 1) wrote 3.0 KB.
 const ESTIMATED_LINE_BYTES = 3_200;
@@ -58,6 +68,7 @@ const flags = parseFlags(
     smoke: "boolean",
     findings: "integer",
     "findings-per-asset": "integer",
+    "chunk-assets": "integer",
     "cpu-prof": "boolean",
     keep: "boolean",
     "redis-url": "string",
@@ -68,13 +79,14 @@ const redisUrl =
   flags["redis-url"] ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const dataDir = mkdtempSync(join(tmpdir(), "vulnsub-bench-e2e-"));
 const profileDir = flags["cpu-prof"] ? join(dataDir, "profiles") : undefined;
+const chunkAssets = flags["chunk-assets"] ?? DEFAULT_CHUNK_ASSETS;
 
 printMachine(dataDir, flags.smoke);
 const size = chooseSize();
 console.log(
   `data: ${formatCount(size.assets * size.perAsset)} findings ` +
     `(${formatCount(size.assets)} assets x ${size.perAsset}), seed ${SEED}, ` +
-    "rate limit lifted, export chunks of 500 assets",
+    `rate limit lifted, export chunks of ${chunkAssets} assets`,
 );
 
 try {
@@ -128,6 +140,7 @@ async function runBench(dataset: { assets: number; perAsset: number }) {
         // every 2-30 s, as for the real API, would only add waiting.
         TENABLE_STATUS_POLL_MIN_MS: "200",
         TENABLE_STATUS_POLL_MAX_MS: "1000",
+        TENABLE_NUM_ASSETS: String(chunkAssets),
       },
     });
     services.unshift(poller);

@@ -10,15 +10,31 @@
 // and the flusher, then checks the log against the served detections.
 //
 // The simulator runs in this process and writes the page host by host as
-// the socket drains, so it never holds the page. Its dataset is sized from
-// a sample page of the same shape: 50 detections per host, RESULTS of the
-// simulator's default 40-400 bytes and 0.2 % of 100-500 KB. The page bytes
-// printed are counted exactly by reading the same page again after the run.
+// the socket drains, so it never keeps the whole page in memory. Its
+// dataset is sized from a sample page of the same shape: 50 detections
+// per host, RESULTS of the simulator's default 40-400 bytes and 0.2 % of
+// 100-500 KB. The page bytes printed are counted exactly by reading the
+// same page again after the run.
+// The parse rate is the page bytes over the poller's cycle, so it is paced
+// by whichever of simulator, poller and flusher acks is slowest.
+//
+// Options for finding what bounds a figure:
+//   --cpu-prof        write and summarise Bun CPU profiles of both children
+//                     (their RSS is then higher than without)
+//   --timeline        print RSS, page bytes read and log size every 2 s
+//   --smol            run the poller with `bun --smol`
+//   --large-rate X    share of 100-500 KB RESULTS (default 0.002)
+//   --results-bytes N RESULTS size of the other detections
+//   --keep            keep the data folder
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startQualysSimulator } from "@vulnsub/simulators";
-import { stopServices, type ServiceProcess } from "../lib/processes.ts";
+import {
+  stopServices,
+  type JsonEvent,
+  type ServiceProcess,
+} from "../lib/processes.ts";
 import {
   fail,
   formatBytes,
@@ -33,6 +49,7 @@ import {
   createProcessSampler,
   readProcessStats,
   readTcpBytesTaken,
+  type ProcessStats,
 } from "./lib/process-stats.ts";
 import { countQualysPageBytes } from "./lib/qualys-page-size.ts";
 import { deleteRedisKeys } from "./lib/redis-keys-cleanup.ts";
@@ -45,12 +62,14 @@ import {
 
 const USAGE =
   "usage: bun run bench qualys-xml [--smoke] [--bytes N] " +
-  "[--results-bytes N] [--cpu-prof] [--smol] [--timeline] [--keep] " +
-  "[--redis-url URL]";
+  "[--results-bytes N] [--large-rate X] [--cpu-prof] [--smol] " +
+  "[--timeline] [--keep] [--redis-url URL]";
 const FULL_BYTES = 2 ** 30;
 const SMOKE_BYTES = 30 * 2 ** 20;
 const GOAL_PEAK_RSS_BYTES = 200 * 2 ** 20;
 const DETECTIONS_PER_HOST = 50;
+// Share of detections with 100-500 KB RESULTS, the simulator's default.
+const DEFAULT_LARGE_RATE = 0.002;
 const SEED = 1;
 // The simulator's and the poller's largest truncation_limit.
 const MAX_HOSTS = 1_000_000;
@@ -64,6 +83,7 @@ const flags = parseFlags(
     smoke: "boolean",
     bytes: "integer",
     "results-bytes": "integer",
+    "large-rate": "number",
     "cpu-prof": "boolean",
     smol: "boolean",
     timeline: "boolean",
@@ -157,39 +177,17 @@ async function runBench(hosts: number) {
     const flusherEnd = after.get("flusher");
     if (!pollerEnd || !flusherEnd) fail("a process exited before it was read");
 
-    const cycleSeconds = Number(cycle.durationMs ?? 0) / 1000;
-    const pollerCpu = pollerEnd.cpuSeconds;
-    const flusherCpu =
-      flusherEnd.cpuSeconds - (before.get("flusher")?.cpuSeconds ?? 0);
-    const verdict =
-      pollerEnd.peakRssBytes <= GOAL_PEAK_RSS_BYTES ? "meets" : "MISSES";
-    console.log(
-      `page: ${formatBytes(pageBytes)} of XML (${formatCount(pageBytes)} ` +
-        `bytes), ${formatCount(Number(cycle.records ?? 0))} detections, ` +
-        `${String(cycle.pages ?? "?")} page(s)`,
-    );
-    console.log(
-      `poller peak RSS: ${formatBytes(pollerEnd.peakRssBytes)} ` +
-        `(${verdict} the goal of <= ${formatBytes(GOAL_PEAK_RSS_BYTES)}; ` +
-        `RSS at poller.started ${formatBytes(await startRss)})`,
-    );
-    console.log(
-      `parse rate: ${formatBytes(pageBytes / cycleSeconds)}/s over the ` +
-        `cycle (${formatSeconds(cycleSeconds)}; ` +
-        `${formatSeconds(wallSeconds)} from poller start)`,
-    );
-    console.log(
-      `poller CPU: ${formatSeconds(pollerCpu)} ` +
-        `(${formatBytes(pageBytes / pollerCpu)} of XML per CPU second)`,
-    );
-    console.log(
-      `flusher: peak RSS ${formatBytes(flusherEnd.peakRssBytes)}, ` +
-        `CPU ${formatSeconds(flusherCpu)}`,
-    );
-    const simulatorCpu = (benchCpu.user + benchCpu.system) / 1e6;
-    console.log(
-      `simulator (this process): CPU ${formatSeconds(simulatorCpu)}`,
-    );
+    printResults({
+      pageBytes,
+      cycle,
+      wallSeconds,
+      poller: pollerEnd,
+      pollerStartRssBytes: await startRss,
+      flusher: flusherEnd,
+      flusherCpuSeconds:
+        flusherEnd.cpuSeconds - (before.get("flusher")?.cpuSeconds ?? 0),
+      simulatorCpuSeconds: (benchCpu.user + benchCpu.system) / 1e6,
+    });
     console.log(
       `log: ${formatBytes(check.bytes)} ` +
         `(${(check.bytes / pageBytes).toFixed(2)} log bytes per page byte)`,
@@ -205,12 +203,54 @@ async function runBench(hosts: number) {
   }
 }
 
+function printResults(run: {
+  pageBytes: number;
+  cycle: JsonEvent;
+  wallSeconds: number;
+  poller: ProcessStats;
+  pollerStartRssBytes: number;
+  flusher: ProcessStats;
+  flusherCpuSeconds: number;
+  simulatorCpuSeconds: number;
+}) {
+  const { pageBytes, cycle, poller } = run;
+  const cycleSeconds = Number(cycle.durationMs ?? 0) / 1000;
+  const verdict = poller.peakRssBytes <= GOAL_PEAK_RSS_BYTES ? "meets" : "MISSES";
+  console.log(
+    `page: ${formatBytes(pageBytes)} of XML (${formatCount(pageBytes)} ` +
+      `bytes), ${formatCount(Number(cycle.records ?? 0))} detections, ` +
+      `${String(cycle.pages ?? "?")} page(s)`,
+  );
+  console.log(
+    `poller peak RSS: ${formatBytes(poller.peakRssBytes)} ` +
+      `(${verdict} the goal of <= ${formatBytes(GOAL_PEAK_RSS_BYTES)}; ` +
+      `RSS at poller.started ${formatBytes(run.pollerStartRssBytes)})`,
+  );
+  console.log(
+    `parse rate: ${formatBytes(pageBytes / cycleSeconds)}/s over the ` +
+      `cycle (${formatSeconds(cycleSeconds)}; ` +
+      `${formatSeconds(run.wallSeconds)} from poller start)`,
+  );
+  console.log(
+    `poller CPU: ${formatSeconds(poller.cpuSeconds)} ` +
+      `(${formatBytes(pageBytes / poller.cpuSeconds)} of XML per CPU second)`,
+  );
+  console.log(
+    `flusher: peak RSS ${formatBytes(run.flusher.peakRssBytes)}, ` +
+      `CPU ${formatSeconds(run.flusherCpuSeconds)}`,
+  );
+  console.log(
+    `simulator (this process): CPU ${formatSeconds(run.simulatorCpuSeconds)}`,
+  );
+}
+
 function startSimulator(hosts: number) {
   return startQualysSimulator({
     seed: SEED,
     assets: hosts,
     findingsPerAsset: DETECTIONS_PER_HOST,
     resultsBytes: flags["results-bytes"],
+    largeFindingRate: flags["large-rate"] ?? DEFAULT_LARGE_RATE,
     rateLimit: { requests: 1_000_000, windowMs: 60_000 },
   });
 }

@@ -28,6 +28,8 @@ export interface Background {
 }
 
 const WATCHDOG_INTERVAL_MS = 500;
+/** Time a pid may be gone before its missing exit event counts as lost. */
+const GHOST_GRACE_MS = 5_000;
 
 /** Starts fault phases, epoch advances and the watchdog. */
 export function startBackground(
@@ -63,6 +65,7 @@ export function startBackground(
   const watchdog = setInterval(() => {
     if (stopped) return;
     for (const slot of [stack.flusher, ...stack.pollers]) {
+      slot.reapIfGone(GHOST_GRACE_MS);
       const last = slot.exits().at(-1);
       if (slot.current() || !last || last.status.signal === "SIGKILL") continue;
       const key = `${slot.name}.${last.run}`;

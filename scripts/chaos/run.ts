@@ -86,7 +86,7 @@ export async function runChaos(input: RunChaosInput): Promise<ChaosResult> {
   let stack: ChaosStack | undefined;
   try {
     say(`chaos: temp dir ${dirs.root}`);
-    stack = await startChaosStack(options, plan, dirs);
+    stack = await startChaosStack(options, plan, dirs, (line) => say(`chaos: ${line}`));
     say(`chaos: stack started (flusher ${stack.flusherAddress}, redis ${stack.redis.url})`);
     await waitForFirstLocks(stack);
     await runSteps(stack, result, input);
@@ -107,6 +107,9 @@ async function runSteps(stack: ChaosStack, result: ChaosResult, input: RunChaosI
   const note = (line: string) => say(`chaos: ${line}`);
   const background = startBackground(stack, result.plan.phases, result.tally, note);
   const deadline = Date.now() + options.maxChaosMs;
+  // Every wait inside a step is bounded; this cap guards the harness
+  // against a wait that is not.
+  const stepTimeoutMs = 2 * options.triggerTimeoutMs + options.lockStaleMs + 30_000;
   const context = {
     stack,
     tally: result.tally,
@@ -125,7 +128,11 @@ async function runSteps(stack: ChaosStack, result: ChaosResult, input: RunChaosI
       await sleepUnlessAborted(step.gapMs, input.signal);
       if (input.signal?.aborted) continue;
       note(describeStep(step));
-      await executeStep(step, context);
+      const finished = await Promise.race([
+        executeStep(step, context).then(() => true),
+        Bun.sleep(stepTimeoutMs).then(() => false),
+      ]);
+      if (!finished) note(`step ${step.index} still running after ${stepTimeoutMs} ms; going on`);
       result.stepsRun++;
     }
   } finally {

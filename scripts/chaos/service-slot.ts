@@ -18,6 +18,8 @@ export interface SlotSpec {
   cwd: string;
   env: Readonly<Record<string, string | undefined>>;
   logDir: string;
+  /** Receives harness-side problems: spawn errors, lost exit events. */
+  note(line: string): void;
 }
 
 export interface ServiceSlot {
@@ -39,7 +41,17 @@ export interface ServiceSlot {
   stop(graceMs: number): Promise<ExitStatus | undefined>;
   /** Exit statuses of the finished runs, in order. */
   exits(): readonly { run: number; status: ExitStatus }[];
+  /**
+   * Ends the current run when its pid has been gone for `graceMs` without
+   * an exit event; returns true when it did.
+   */
+  reapIfGone(graceMs: number): boolean;
 }
+
+/** Exit status recorded for a run whose spawn failed (no process). */
+const SPAWN_FAILED: ExitStatus = { code: 127, signal: null };
+/** Wait for the exit event after a SIGKILL before checking the pid. */
+const KILL_EXIT_TIMEOUT_MS = 10_000;
 
 export function createServiceSlot(
   spec: SlotSpec,
@@ -48,6 +60,14 @@ export function createServiceSlot(
   let runs = 0;
   let current: { process: ServiceProcess; ref: RunRef } | undefined;
   const exits: { run: number; status: ExitStatus }[] = [];
+  let goneSinceMs: number | undefined;
+
+  const finishRun = (ref: RunRef, status: ExitStatus) => {
+    if (exits.some((exit) => exit.run === ref.run)) return;
+    exits.push({ run: ref.run, status });
+    tracker.recordExit(ref);
+    if (current?.ref === ref) current = undefined;
+  };
 
   const start = () => {
     if (current?.process.isRunning()) {
@@ -62,21 +82,42 @@ export function createServiceSlot(
       env: spec.env,
       logPath: join(spec.logDir, `${spec.name}.run${runs}.log`),
       onEvent: (event) => tracker.record(ref, event),
+      onText: (line, stream) => {
+        if (stream === "stderr" && line.startsWith(`${spec.name}.run`)) spec.note(line);
+      },
     });
     current = { process, ref };
-    void process.exited.then((status) => {
-      exits.push({ run: ref.run, status });
-      tracker.recordExit(ref);
-      if (current?.ref === ref) current = undefined;
-    });
+    goneSinceMs = undefined;
+    void process.exited.then((status) => finishRun(ref, status));
+    // A failed spawn has no pid, and its exited promise may never settle
+    // because the pipes of a process that never started do not end.
+    if (process.pid === 0) {
+      spec.note(`${spec.name} run ${runs}: spawn failed`);
+      finishRun(ref, SPAWN_FAILED);
+    }
     return process;
   };
 
   const kill = async () => {
-    const running = current?.process;
+    const running = current;
     if (!running) return undefined;
-    running.signal("SIGKILL");
-    return await running.exited;
+    running.process.signal("SIGKILL");
+    const status = await Promise.race([
+      running.process.exited,
+      Bun.sleep(KILL_EXIT_TIMEOUT_MS).then(() => undefined),
+    ]);
+    if (status) return status;
+
+    // No exit event in time: record the run as killed, and note whether
+    // its pid is still there, so the harness never waits on a lost event.
+    const alive = isAlive(running.process.pid);
+    spec.note(
+      `${spec.name} run ${running.ref.run}: no exit event ${KILL_EXIT_TIMEOUT_MS} ms ` +
+        `after SIGKILL (pid ${running.process.pid} ${alive ? "alive" : "gone"})`,
+    );
+    const killed: ExitStatus = { code: null, signal: "SIGKILL" };
+    finishRun(running.ref, killed);
+    return killed;
   };
 
   return {
@@ -93,8 +134,37 @@ export function createServiceSlot(
       if (!running) return undefined;
       // A stopped group acts on SIGTERM only once it is continued.
       running.signal("SIGCONT");
-      return await running.stop(graceMs);
+      const status = await Promise.race([
+        running.stop(graceMs),
+        Bun.sleep(graceMs + KILL_EXIT_TIMEOUT_MS).then(() => undefined),
+      ]);
+      return status ?? (await kill());
     },
     exits: () => exits,
+    reapIfGone(graceMs) {
+      const running = current;
+      if (!running || isAlive(running.process.pid)) {
+        goneSinceMs = undefined;
+        return false;
+      }
+      goneSinceMs ??= Date.now();
+      if (Date.now() - goneSinceMs < graceMs) return false;
+      spec.note(
+        `${spec.name} run ${running.ref.run}: pid ${running.process.pid} is gone ` +
+          `but no exit event came in ${graceMs} ms`,
+      );
+      finishRun(running.ref, { code: null, signal: null });
+      return true;
+    },
   };
+}
+
+function isAlive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

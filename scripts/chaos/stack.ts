@@ -81,6 +81,7 @@ export async function startChaosStack(
   options: ChaosOptions,
   plan: ChaosPlan,
   dirs: ChaosDirs,
+  note: (line: string) => void,
 ): Promise<ChaosStack> {
   const tracker = createEventTracker();
   const cleanups: (() => Promise<void>)[] = [];
@@ -102,6 +103,7 @@ export async function startChaosStack(
         cwd: REPO_DIR,
         env: childEnv(flusherEnv(flusherAddress, dirs.data, logPath)),
         logDir: dirs.logs,
+        note,
       },
       tracker,
     );
@@ -122,6 +124,7 @@ export async function startChaosStack(
               }),
             ),
             logDir: dirs.logs,
+            note,
           },
           tracker,
         ),
@@ -156,7 +159,8 @@ function createHandle(parts: {
 
   const startFlusher = async (timeoutMs: number) => {
     const process = flusher.current() ?? flusher.start();
-    const run = flusher.currentRef()!.run;
+    const run = flusher.currentRef()?.run;
+    if (run === undefined) throw new Error("flusher: spawn failed");
     await process.waitForEvent((e) => e.event === "flusher.serving", timeoutMs);
     if (flusher.currentRef()?.run !== run) {
       throw new Error(`flusher run ${run} exited after flusher.serving`);

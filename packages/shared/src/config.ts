@@ -120,7 +120,9 @@ function resolveOption(
   if (spec.flag && !spec.secret && flags.has(spec.flag)) {
     candidates.push([`--${spec.flag}`, flags.get(spec.flag)]);
   }
-  if (env[spec.env] !== undefined && env[spec.env] !== "") {
+  // An empty variable counts as set, so `X_BASE_URL=` fails validation
+  // instead of silently falling back to the default (a production host).
+  if (env[spec.env] !== undefined) {
     candidates.push([spec.env, env[spec.env]]);
   } else if (spec.secret && env[`${spec.env}_FILE`]) {
     const path = env[`${spec.env}_FILE`] as string;
@@ -219,7 +221,8 @@ function messageOf(error: unknown): string {
 
 export function parseInteger(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (raw: unknown): number => {
-    const value = typeof raw === "number" ? raw : Number(String(raw).trim());
+    const text = typeof raw === "number" ? String(raw) : String(raw).trim();
+    const value = text === "" ? Number.NaN : Number(text);
     if (!Number.isInteger(value) || value < min || value > max) {
       throw new Error(`expected an integer from ${min} to ${max}`);
     }

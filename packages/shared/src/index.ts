@@ -22,3 +22,5 @@ export * from "./health-service.ts";
 export * from "./metrics-server.ts";
 export * from "./reflection-service.ts";
 export * from "./ingest-client.ts";
+export * from "./grpc-tls.ts";
+export * from "./health-client.ts";

@@ -18,6 +18,7 @@ import {
   type PageBatchSchema,
 } from "./gen/vulnsub/v1/ingest_pb.ts";
 import { createGrpcServiceDefinition } from "./grpc-service.ts";
+import { encodePageBatch } from "./page-batch-encoder.ts";
 
 export type PageBatchInit = MessageInitShape<typeof PageBatchSchema>;
 export type GetJobStateRequestInit = MessageInitShape<
@@ -51,7 +52,7 @@ export interface IngestClient {
 
 const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 const IngestClientConstructor = makeGenericClientConstructor(
-  createGrpcServiceDefinition(Ingest),
+  createGrpcServiceDefinition(Ingest, { encode: { stream: encodePageBatch } }),
   "Ingest",
 );
 

@@ -27,6 +27,16 @@ export interface LoggerOptions {
   base?: Record<string, unknown>;
 }
 
+/** --help section for the logging variables every service reads. */
+export const LOG_ENVIRONMENT_HELP = [
+  "Logging (environment only):",
+  "  LOG_LEVEL   (default info)  trace, debug, info, warn, error or silent",
+  "  LOG_FORMAT  (default json)  json: one JSON object per line; pretty: " +
+    "for a terminal",
+  "  LOG_DEBUG   (default unset) comma-separated areas that log at debug, " +
+    "e.g. http,lock",
+].join("\n");
+
 const REDACT_PATHS = [
   "password",
   "apiKey",

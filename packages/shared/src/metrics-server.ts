@@ -2,17 +2,34 @@ import type { Registry } from "prom-client";
 import { parseHostPort } from "./config.ts";
 
 /**
- * A small HTTP server for Prometheus: GET /metrics returns the registry in
- * the text exposition format, GET /healthz returns 200 "ok" when `healthz`
- * returns true and 503 otherwise. Meant for a loopback address; it has no
- * authentication.
+ * The body of GET /healthz. `healthy` decides the status code (200 or
+ * 503), `reason` explains it in one line, and any other field is a
+ * detail for the operator (phase, last cycle, last error).
+ */
+export interface HealthReport {
+  healthy: boolean;
+  reason: string;
+  [detail: string]: unknown;
+}
+
+/**
+ * A small HTTP server for Prometheus and probes: GET /metrics returns the
+ * registry in the text exposition format, GET /healthz returns the health
+ * report as JSON with status 200 when healthy and 503 otherwise. Meant for
+ * a loopback address, because it has no authentication and no TLS.
  */
 export interface MetricsServerOptions {
   /** host:port; port 0 picks a free port. */
   listen: string;
   registry: Registry;
-  /** Returns whether the process is healthy; defaults to always true. */
-  healthz?: () => boolean | Promise<boolean>;
+  /**
+   * Returns the health report, or only whether the process is healthy.
+   * Defaults to always healthy.
+   */
+  healthz?: () =>
+    | boolean
+    | HealthReport
+    | Promise<boolean | HealthReport>;
 }
 
 export interface MetricsServer {
@@ -21,7 +38,9 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export function startMetricsServer(options: MetricsServerOptions): MetricsServer {
+export function startMetricsServer(
+  options: MetricsServerOptions,
+): MetricsServer {
   const { host, port } = parseHostPort(options.listen);
   const server = Bun.serve({
     hostname: host,
@@ -38,9 +57,10 @@ export function startMetricsServer(options: MetricsServerOptions): MetricsServer
         });
       }
       if (pathname === "/healthz") {
-        const healthy = (await options.healthz?.()) ?? true;
-        return new Response(healthy ? "ok\n" : "not ready\n", {
-          status: healthy ? 200 : 503,
+        const report = toReport((await options.healthz?.()) ?? true);
+        return Response.json(report, {
+          status: report.healthy ? 200 : 503,
+          headers: { "cache-control": "no-store" },
         });
       }
       return new Response("not found: try /metrics or /healthz\n", {
@@ -55,4 +75,9 @@ export function startMetricsServer(options: MetricsServerOptions): MetricsServer
       await server.stop(true);
     },
   };
+}
+
+function toReport(value: boolean | HealthReport): HealthReport {
+  if (typeof value !== "boolean") return value;
+  return { healthy: value, reason: value ? "ok" : "not ready" };
 }

@@ -12,7 +12,7 @@ import * as reflectionV1alpha from "./gen/grpc/reflection/v1alpha/reflection_pb.
 import { createGrpcServiceDefinition } from "./grpc-service.ts";
 
 /**
- * gRPC server reflection (grpc.reflection.v1 and v1alpha), answered from
+ * gRPC server reflection (grpc.reflection.v1 and v1alpha), built from
  * protobuf-es file descriptors, so tools such as grpcurl can list and
  * describe the services without .proto files. Supports list_services,
  * file_by_filename and file_containing_symbol; any other request gets an

@@ -1,11 +1,11 @@
 // Command-line parsing and number formatting shared by the benches.
 
-/** Kind of value a flag takes: a boolean switch, an integer or a text. */
-export type FlagKind = "boolean" | "integer" | "string";
+/** Kind of value a flag takes: a switch, a whole number, a number, a text. */
+export type FlagKind = "boolean" | "integer" | "number" | "string";
 
 type FlagValue<Kind extends FlagKind> = Kind extends "boolean"
   ? boolean
-  : Kind extends "integer"
+  : Kind extends "integer" | "number"
     ? number | undefined
     : string | undefined;
 
@@ -15,8 +15,8 @@ export type ParsedFlags<Spec extends Record<string, FlagKind>> = {
 
 /**
  * Parses `--name value` and `--name` switches per `spec`. Prints `usage`
- * and exits with 2 on an unknown flag, a missing value or an integer that
- * is not a whole number >= 0.
+ * and exits with 2 on an unknown flag, a missing value, or a number that
+ * is negative (or, for an integer, not a whole number).
  */
 export function parseFlags<Spec extends Record<string, FlagKind>>(
   argv: readonly string[],
@@ -40,7 +40,8 @@ export function parseFlags<Spec extends Record<string, FlagKind>>(
 
     const text = argv[++i];
     if (text === undefined) exitWithUsage(`${arg}: missing value`, usage);
-    values[name] = kind === "integer" ? parseCount(arg, text, usage) : text;
+    values[name] =
+      kind === "string" ? text : parseNumber(arg, text, kind, usage);
   }
   return values as ParsedFlags<Spec>;
 }
@@ -67,12 +68,19 @@ export function formatSeconds(seconds: number): string {
   return `${seconds.toFixed(2)} s`;
 }
 
-function parseCount(flag: string, text: string, usage: string): number {
+function parseNumber(
+  flag: string,
+  text: string,
+  kind: "integer" | "number",
+  usage: string,
+): number {
   const value = Number(text.replaceAll("_", ""));
-  if (!Number.isSafeInteger(value) || value < 0) {
+  const valid =
+    kind === "integer" ? Number.isSafeInteger(value) : Number.isFinite(value);
+  if (text.trim() === "" || !valid || value < 0) {
+    const expected = kind === "integer" ? "a whole number" : "a number";
     exitWithUsage(
-      `${flag}: invalid value ${JSON.stringify(text)}, expected a whole ` +
-        "number >= 0",
+      `${flag}: invalid value ${JSON.stringify(text)}, expected ${expected} >= 0`,
       usage,
     );
   }

@@ -3,8 +3,9 @@
 // source file, largest first. The benches print it when run with
 // --cpu-prof to show what bounds a figure.
 //
-// Shares count samples, not time deltas: the profiler samples only while
-// JavaScript runs, so the delta before a sample also holds idle time.
+// Shares count samples, not time deltas: a delta covers the time since the
+// previous sample, idle time included, so it would charge waiting to the
+// next function sampled.
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 

@@ -18,7 +18,10 @@ export const READY_TIMEOUT_MS = 120_000;
 
 /** Options every service start accepts. */
 export interface ServiceStartOptions {
-  /** Writes a Bun CPU profile (.cpuprofile) here when the process exits. */
+  /**
+   * Folder for a Bun CPU profile, written when the process exits, as
+   * <name>-<n>.cpuprofile where n counts the services this process started.
+   */
   cpuProfileDir?: string;
   /** Extra flags for the bun runtime, such as "--smol". */
   bunFlags?: string[];
@@ -142,11 +145,16 @@ export async function waitForCycle(
     timeoutMs,
   );
   if (event.event !== "cycle.completed") {
-    const detail = String(event.err ?? event.msg ?? "");
-    throw new Error(`${poller.name}: ${event.event}: ${detail}`);
+    const err = event.err as { message?: unknown } | undefined;
+    const detail = String(err?.message ?? event.msg ?? "no message");
+    throw new Error(
+      `${poller.name}: ${event.event} (code ${String(event.code)}): ${detail}`,
+    );
   }
   return event;
 }
+
+let servicesStarted = 0;
 
 function spawnBun(
   name: string,
@@ -155,8 +163,13 @@ function spawnBun(
   spec: { options: ServiceStartOptions; env: Record<string, string> },
 ): ServiceProcess {
   const profileDir = spec.options.cpuProfileDir;
+  servicesStarted++;
   const profileFlags = profileDir
-    ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`]
+    ? [
+        "--cpu-prof",
+        `--cpu-prof-dir=${profileDir}`,
+        `--cpu-prof-name=${name}-${servicesStarted}.cpuprofile`,
+      ]
     : [];
   return spawnService({
     name,

@@ -11,7 +11,7 @@ import {
 } from "./journal-writer.ts";
 import type { JournalFile } from "./journal-file.ts";
 
-/** What an Ack reports for one batch. */
+/** Ack fields of one committed batch. */
 export interface BatchResult {
   seq: bigint;
   written: number;
@@ -63,6 +63,8 @@ export interface BatchCommitterOptions {
   logger: Logger;
   /** Runs after each group's fsync, with the durable log size. */
   onSynced?: (offsetBytes: number) => void;
+  /** True when a group need not wait for other streams' batches. */
+  commitNow?: () => boolean;
 }
 
 export function createBatchCommitter(
@@ -77,6 +79,7 @@ export function createBatchCommitter(
     batchSize: options.batchSize,
     maxDelayMs: options.maxDelayMs,
     logger: options.logger,
+    ...(options.commitNow ? { commitNow: options.commitNow } : {}),
     observeFsyncSeconds: (seconds) =>
       metrics.fsyncDurationSeconds.observe(seconds),
     onSynced(entries, offsetBytes) {
@@ -173,9 +176,9 @@ function checkFencing(state: JobStateStore, jobId: string, token: bigint) {
 }
 
 /**
- * Splits a batch into new records and duplicates. A record is a duplicate
- * when its fingerprint is committed, queued in another batch or earlier in
- * this one; new fingerprints are added to the pending index at once.
+ * Builds the journal entry of a batch's new records. A record is a
+ * duplicate when its fingerprint is committed, queued in another batch or
+ * earlier in this one. New fingerprints go to the pending index at once.
  */
 function dedupBatch(
   batch: PreparedBatch,
@@ -187,11 +190,13 @@ function dedupBatch(
   for (const record of batch.records) {
     if (committed.has(record.fingerprint)) continue;
     if (!pending.add(record.fingerprint)) continue;
-    lines.push(record.line);
+    lines.push(batch.lines.subarray(record.startByte, record.endByte));
     fingerprints.push(record.fingerprint);
   }
+  // Without duplicates the batch's buffer is the entry as it is.
+  const whole = lines.length === batch.records.length;
   return {
-    bytes: Buffer.concat(lines),
+    bytes: whole ? batch.lines : Buffer.concat(lines),
     records: lines.length,
     batch,
     fingerprints,

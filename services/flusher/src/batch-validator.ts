@@ -1,4 +1,4 @@
-import type { ingestProto } from "@vulnsub/shared";
+import { isUtf8 } from "node:buffer";
 import { jobId, parseJobRef, VulnsubError, type JobRef } from "@vulnsub/shared";
 import {
   fingerprintOf,
@@ -6,6 +6,7 @@ import {
   type Fingerprint,
   type FindingIdentity,
 } from "./finding-identity.ts";
+import type { IncomingBatch, IncomingRecord } from "./page-batch-decoder.ts";
 
 /** A PageBatch that passed validation, with its log lines ready. */
 export interface PreparedBatch {
@@ -15,12 +16,15 @@ export interface PreparedBatch {
   fencingToken: bigint;
   cursor: string;
   records: PreparedRecord[];
+  /** Every record's JSON followed by "\n", as UTF-8, in record order. */
+  lines: Buffer;
 }
 
 export interface PreparedRecord {
   fingerprint: Fingerprint;
-  /** The record's JSON followed by "\n", as UTF-8. */
-  line: Buffer;
+  /** The record's line is lines[startByte, endByte), "\n" included. */
+  startByte: number;
+  endByte: number;
 }
 
 /**
@@ -33,7 +37,7 @@ export interface PreparedRecord {
  * dedup index is rebuilt from those fields of the log lines.
  */
 export function prepareBatch(
-  batch: ingestProto.PageBatch,
+  batch: IncomingBatch,
   expectedSeq: bigint,
   maxRecordBytes: number,
 ): PreparedBatch {
@@ -59,6 +63,11 @@ export function prepareBatch(
     );
   }
 
+  // One buffer holds every line, so a batch costs one allocation and the
+  // journal writes it without copying it again.
+  const total = batch.records.reduce((sum, r) => sum + r.json.length + 1, 0);
+  const lines = Buffer.allocUnsafe(total);
+  let offset = 0;
   const records = batch.records.map((record, index) => {
     const fail = (field: string, reason: string): never => {
       throw invalid(
@@ -68,7 +77,12 @@ export function prepareBatch(
         id,
       );
     };
-    return prepareRecord(record, job, maxRecordBytes, fail);
+    const prepared = prepareRecord(record, job, maxRecordBytes, fail, {
+      lines,
+      startByte: offset,
+    });
+    offset = prepared.endByte;
+    return prepared;
   });
   return {
     job,
@@ -77,28 +91,38 @@ export function prepareBatch(
     fencingToken: batch.fencingToken,
     cursor: batch.cursor,
     records,
+    lines,
   };
 }
 
+/** Where prepareRecord writes the record's line. */
+interface LineSlot {
+  lines: Buffer;
+  startByte: number;
+}
+
 function prepareRecord(
-  record: ingestProto.FindingRecord,
+  record: IncomingRecord,
   job: JobRef,
   maxRecordBytes: number,
   fail: (field: string, reason: string) => never,
+  slot: LineSlot,
 ): PreparedRecord {
   if (record.findingKey === "") fail("finding_key", "empty");
   if (record.version === "") fail("version", "empty");
-  const jsonBytes = Buffer.byteLength(record.json, "utf8");
+  const { lines, startByte } = slot;
+  const jsonBytes = record.json.length;
   if (jsonBytes > maxRecordBytes) {
     fail("json", `${jsonBytes} bytes, over the limit of ${maxRecordBytes}`);
   }
-  if (record.json.includes("\n")) {
+  if (record.json.includes(0x0a)) {
     fail("json", "contains a newline; a log line must be one line");
   }
+  if (!isUtf8(record.json)) fail("json", "not valid UTF-8");
 
   let value: unknown;
   try {
-    value = JSON.parse(record.json);
+    value = JSON.parse(record.json.toString("utf8"));
   } catch (error) {
     fail("json", `invalid JSON: ${(error as Error).message}`);
   }
@@ -106,16 +130,16 @@ function prepareRecord(
     fail("json", `expected one JSON object, got ${describe(value)}`);
   }
 
-  const line = Buffer.allocUnsafe(jsonBytes + 1);
-  line.write(record.json, 0, "utf8");
-  line[jsonBytes] = 0x0a;
+  const endByte = startByte + jsonBytes + 1;
+  record.json.copy(lines, startByte);
+  lines[endByte - 1] = 0x0a;
   const expected: FindingIdentity = {
     vendor: job.vendor,
     source: job.source,
     findingKey: record.findingKey,
     version: record.version,
   };
-  const scanned = readFindingIdentity(line, 0, jsonBytes);
+  const scanned = readFindingIdentity(lines, startByte, endByte - 1);
   for (const field of ["vendor", "source", "findingKey", "version"] as const) {
     // Both the parsed value (last occurrence) and the scanned one (first
     // occurrence) must match, so a duplicated key cannot change identity.
@@ -128,7 +152,7 @@ function prepareRecord(
       );
     }
   }
-  return { fingerprint: fingerprintOf(expected), line };
+  return { fingerprint: fingerprintOf(expected), startByte, endByte };
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

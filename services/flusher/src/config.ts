@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import {
   formatHelp,
+  LOG_ENVIRONMENT_HELP,
   loadConfig,
   parseHostPort,
   parseInteger,
@@ -8,6 +9,7 @@ import {
   type ConfigOf,
   type LoadConfigInput,
 } from "@vulnsub/shared";
+import { createFlusherCredentials } from "./flusher-tls.ts";
 
 const MIB = 1024 * 1024;
 
@@ -124,6 +126,32 @@ export const flusherOptions = {
     description: "max wait for open streams to close after their last ack",
     parse: parseInteger(0, 600_000),
   },
+  // Empty TLS paths keep the gRPC server plaintext, which suits loopback.
+  tlsCertFile: {
+    key: "tlsCertFile",
+    env: "TLS_CERT_FILE",
+    flag: "tls-cert-file",
+    default: "",
+    description: "PEM server certificate chain; set, the gRPC server uses TLS",
+    parse: parseString,
+  },
+  tlsKeyFile: {
+    key: "tlsKeyFile",
+    env: "TLS_KEY_FILE",
+    flag: "tls-key-file",
+    default: "",
+    description: "PEM private key of TLS_CERT_FILE",
+    parse: parseString,
+  },
+  tlsClientCaFile: {
+    key: "tlsClientCaFile",
+    env: "TLS_CLIENT_CA_FILE",
+    flag: "tls-client-ca-file",
+    default: "",
+    description:
+      "PEM CA bundle; set, clients must present a certificate it signed",
+    parse: parseString,
+  },
 };
 
 export type FlusherConfig = ConfigOf<typeof flusherOptions>;
@@ -133,9 +161,13 @@ export const FLUSHER_SUMMARY =
   "Receives finding batches over gRPC, appends them to the findings log " +
   "(JSON Lines), fsyncs, then acks.";
 
-/** Loads the flusher config and resolves the default log path. */
+/**
+ * Loads the flusher config and resolves the default log path. Throws
+ * ConfigError when a TLS file is missing, unreadable or lacks its pair.
+ */
 export function loadFlusherConfig(input: LoadConfigInput = {}) {
   const loaded = loadConfig(flusherOptions, input);
+  if (!loaded.help) createFlusherCredentials(loaded.config);
   const config: FlusherConfig = Object.freeze({
     ...loaded.config,
     findingsLogPath:
@@ -146,5 +178,6 @@ export function loadFlusherConfig(input: LoadConfigInput = {}) {
 }
 
 export function formatFlusherHelp(): string {
-  return formatHelp(FLUSHER_USAGE, flusherOptions, FLUSHER_SUMMARY);
+  const options = formatHelp(FLUSHER_USAGE, flusherOptions, FLUSHER_SUMMARY);
+  return `${options}\n\n${LOG_ENVIRONMENT_HELP}`;
 }

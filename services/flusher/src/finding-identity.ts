@@ -147,8 +147,19 @@ function decodeString(
   start: number,
   end: number,
 ): string | null {
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start)
-    .toString("utf8");
+  const buffer = Buffer.isBuffer(bytes)
+    ? bytes
+    : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // Without escapes or control characters the bytes between the quotes
+  // are the value itself, so JSON.parse is needed only for the rest.
+  let plain = true;
+  for (let i = start + 1; i < end - 1 && plain; i++) {
+    const byte = buffer[i] as number;
+    plain = byte !== BACKSLASH && byte >= 0x20;
+  }
+  if (plain) return buffer.toString("utf8", start + 1, end - 1);
+
+  const text = buffer.toString("utf8", start, end);
   try {
     const value: unknown = JSON.parse(text);
     return typeof value === "string" ? value : null;

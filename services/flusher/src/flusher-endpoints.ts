@@ -1,17 +1,19 @@
 import type { Http2Server, Http2Session } from "node:http2";
-import { ServerCredentials, type Server } from "@grpc/grpc-js";
+import type { Server, ServerCredentials } from "@grpc/grpc-js";
 import {
   createReflectionService,
   ingestProto,
   parseHostPort,
   startMetricsServer,
-  ServingStatus,
   type HealthService,
   type Logger,
   type MetricsServer,
 } from "@vulnsub/shared";
 import type { FlusherConfig } from "./config.ts";
 import type { FlusherMetrics } from "./flusher-metrics.ts";
+import { createFlusherHealthz } from "./flusher-healthz.ts";
+import { createFlusherCredentials, flusherTlsMode } from "./flusher-tls.ts";
+import type { JournalStatus } from "./journal-writer.ts";
 
 export interface FlusherEndpoints {
   /** gRPC address, host:port with the real port. */
@@ -27,6 +29,8 @@ export interface FlusherEndpointsOptions {
   config: FlusherConfig;
   metrics: FlusherMetrics;
   logger: Logger;
+  /** Status of the findings log writer; null until recovery is done. */
+  journalStatus?: () => JournalStatus | null;
 }
 
 /**
@@ -45,19 +49,27 @@ export async function startFlusherEndpoints(
     server.addService(service.definition, service.implementation);
   }
 
-  const address = await bind(server, config.listen);
+  const tls = flusherTlsMode(config);
+  const credentials = createFlusherCredentials(config);
+  const address = await bind(server, config.listen, credentials);
   widenReceiveWindow(server, Math.min(config.maxMessageBytes, RECEIVE_WINDOW_BYTES));
   logger.info(
-    { event: "flusher.listening", address },
+    { event: "flusher.listening", address, tls },
     "gRPC server listening; health NOT_SERVING until the log is recovered",
   );
+  const healthz = createFlusherHealthz({
+    health,
+    metrics: options.metrics,
+    logger,
+    journalStatus: options.journalStatus ?? (() => null),
+  });
 
   let metricsServer: MetricsServer | null = null;
   if (config.metricsListen !== "off") {
     metricsServer = startMetricsServer({
       listen: config.metricsListen,
       registry: options.metrics.registry,
-      healthz: () => health.getStatus("") === ServingStatus.SERVING,
+      healthz: healthz.report,
     });
     logger.info(
       { event: "metrics.listening", address: metricsServer.address },
@@ -69,6 +81,7 @@ export async function startFlusherEndpoints(
     address,
     metricsAddress: metricsServer?.address ?? null,
     async close(timeoutMs) {
+      healthz.close();
       await shutdownServer(server, timeoutMs, logger);
       await metricsServer?.close();
     },
@@ -99,10 +112,14 @@ function widenReceiveWindow(server: Server, bytes: number): void {
   }
 }
 
-function bind(server: Server, listen: string): Promise<string> {
+function bind(
+  server: Server,
+  listen: string,
+  credentials: ServerCredentials,
+): Promise<string> {
   const { host } = parseHostPort(listen);
   return new Promise((resolve, reject) => {
-    server.bindAsync(listen, ServerCredentials.createInsecure(), (error, port) => {
+    server.bindAsync(listen, credentials, (error, port) => {
       if (error) {
         reject(new Error(`gRPC server cannot listen on ${listen}: ${error.message}`));
         return;

@@ -1,4 +1,10 @@
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+} from "prom-client";
 
 /** Prometheus metrics of the flusher, registered on their own registry. */
 export interface FlusherMetrics {
@@ -11,6 +17,8 @@ export interface FlusherMetrics {
   dedupKeys: Gauge;
   logBytes: Gauge;
   batchesRejected: Counter<"code">;
+  /** 1 while /healthz is healthy (SERVING, log writable), else 0. */
+  serving: Gauge;
 }
 
 // From 0.1 ms to about 3 s; fsyncs and acks on local disks sit at the low
@@ -24,6 +32,9 @@ export function createFlusherMetrics(
   registry = new Registry(),
 ): FlusherMetrics {
   const registers = [registry];
+  // Process CPU, memory, open files and event loop lag, as process_* and
+  // nodejs_* series.
+  collectDefaultMetrics({ register: registry });
   return {
     registry,
     findingsWritten: new Counter({
@@ -69,6 +80,11 @@ export function createFlusherMetrics(
       name: "vulnsub_flusher_batches_rejected_total",
       help: "Batches and calls rejected, by gRPC status code name",
       labelNames: ["code"],
+      registers,
+    }),
+    serving: new Gauge({
+      name: "vulnsub_flusher_serving",
+      help: "1 while the flusher is SERVING with a writable log, else 0",
       registers,
     }),
   };

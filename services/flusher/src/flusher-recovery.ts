@@ -28,10 +28,10 @@ export interface RecoveredState {
 const ESTIMATED_LINE_BYTES = 2048;
 
 /**
- * Recovers the flusher's state from the files next to the log: reads the
- * state file, cuts a torn tail off the log, loads the dedup snapshot when
- * it matches the log (else rebuilds from the whole log), and scans the
- * log past the snapshot and past the state file's counted size.
+ * Recovers the flusher's state from the files next to the log. It reads
+ * the state file, cuts a torn tail off the log, and loads the dedup
+ * snapshot when it matches the log (or rebuilds from the whole log). Then
+ * it scans the log past the snapshot and past the state file's count.
  */
 export async function recoverFlusherState(
   logPath: string,

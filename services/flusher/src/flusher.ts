@@ -1,6 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { Server } from "@grpc/grpc-js";
 import {
   createGrpcServiceDefinition,
   createHealthService,
@@ -21,6 +21,7 @@ import {
   type FlusherMetrics,
 } from "./flusher-metrics.ts";
 import { createIngestService } from "./ingest-service.ts";
+import { decodePageBatch } from "./page-batch-decoder.ts";
 import { openJournalFile, type JournalFile } from "./journal-file.ts";
 import {
   createJobStateStore,
@@ -83,11 +84,14 @@ export async function startFlusher(options: FlusherOptions): Promise<Flusher> {
     "grpc.max_send_message_length": config.maxMessageBytes,
   });
   server.addService(
-    createGrpcServiceDefinition(ingestProto.Ingest),
+    createGrpcServiceDefinition(ingestProto.Ingest, {
+      decode: { stream: decodePageBatch },
+    }),
     ingest.implementation,
   );
   const endpoints = await startFlusherEndpoints({
     server, health, config, metrics, logger,
+    journalStatus: () => committer?.writer.status ?? null,
   }).catch(async (error: unknown) => {
     await lock.release();
     throw error;
@@ -111,6 +115,7 @@ export async function startFlusher(options: FlusherOptions): Promise<Flusher> {
       metrics,
       logger: logger.child({ area: "journal" }),
       onSynced: (offsetBytes) => snapshots?.maybeWrite(offsetBytes),
+      commitNow: () => ingest.allStreamsWaiting(),
     });
     snapshots = createSnapshotScheduler({
       index: recovered.index,

@@ -16,8 +16,9 @@ import type { BatchCommitter, BatchResult } from "./batch-committer.ts";
 import { prepareBatch } from "./batch-validator.ts";
 import type { FlusherMetrics } from "./flusher-metrics.ts";
 import { statusName, toGrpcStatus } from "./grpc-status.ts";
+import type { IncomingBatch } from "./page-batch-decoder.ts";
 
-type PageBatch = ingestProto.PageBatch;
+type PageBatch = IncomingBatch;
 type Ack = Partial<ingestProto.Ack>;
 type StreamCall = ServerDuplexStream<PageBatch, Ack>;
 
@@ -32,6 +33,11 @@ export interface IngestServiceOptions {
 export interface IngestService {
   implementation: UntypedServiceImplementation;
   /**
+   * True when every open stream has a batch waiting for its ack, so a
+   * group commit gains nothing by waiting for another stream's batch.
+   */
+  allStreamsWaiting(): boolean;
+  /**
    * Stops taking batches, waits for the acks of those already taken, then
    * ends every open stream with UNAVAILABLE. Calls the flusher makes
    * after this are rejected the same way.
@@ -41,6 +47,8 @@ export interface IngestService {
 
 // A stream that has this many batches waiting for their acks is paused
 // until half of them are acked, so one poller cannot queue without bound.
+// NOTE: the bound is per stream; many streams of MAX_MESSAGE_BYTES batches
+// can still hold a large amount of memory between them.
 const MAX_UNACKED_BATCHES = 64;
 
 export function createIngestService(
@@ -82,13 +90,24 @@ export function createIngestService(
       callback(null, state);
     } catch (error) {
       const grpcStatus = toGrpcStatus(error);
-      options.metrics.batchesRejected.inc({ code: statusName(grpcStatus.code) });
+      const code = statusName(grpcStatus.code);
+      options.metrics.batchesRejected.inc({ code });
+      options.logger.warn(
+        { event: "job_state.rejected", grpcCode: code, ...errorFields(error) },
+        grpcStatus.details,
+      );
       callback(grpcStatus);
     }
   };
 
   return {
     implementation: { stream, getJobState } as UntypedServiceImplementation,
+    allStreamsWaiting() {
+      for (const session of sessions) {
+        if (!session.waiting) return false;
+      }
+      return true;
+    },
     async close() {
       closing = true;
       await Promise.all(
@@ -123,6 +142,11 @@ class StreamSession {
     call.on("close", () => this.#abandon());
   }
 
+  /** True while a batch of this stream waits for its ack. */
+  get waiting(): boolean {
+    return this.#unacked > 0;
+  }
+
   /** Takes no more batches and ends the call with `error` after the
    * acks already owed. */
   stop(error: VulnsubError): Promise<void> {
@@ -134,6 +158,9 @@ class StreamSession {
   #receive(batch: PageBatch): void {
     if (!this.#taking) return;
     const receivedMs = performance.now();
+    // Counted before the submit, so the commit it schedules sees this
+    // stream as waiting.
+    this.#unacked++;
     let result: Promise<BatchResult>;
     try {
       const committer = this.#options.committer();
@@ -152,7 +179,6 @@ class StreamSession {
     // The chain handles the rejection; this only marks it as observed.
     result.catch(() => undefined);
 
-    this.#unacked++;
     if (this.#unacked >= MAX_UNACKED_BATCHES && !this.#paused) {
       this.#paused = true;
       this.#call.pause();

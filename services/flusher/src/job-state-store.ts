@@ -12,9 +12,9 @@
  * the records already in the log. Keeping the cursor in the poller (or in
  * Redis) instead would need a two-phase commit between two stores.
  *
- * Fencing tokens are recorded when a batch or GetJobState presents a newer
- * one, before its data is written, so a stale lock holder is rejected at
- * once; the token is persisted with the next state file write.
+ * Fencing tokens are recorded in memory as soon as a batch or GetJobState
+ * presents a newer one, so a stale lock holder is rejected at once. The
+ * token reaches disk with the next state file write.
  *
  * File `<log>.state.json`, written to a temp file, fsynced, renamed and
  * the folder fsynced (atomic-file.ts):
@@ -85,7 +85,9 @@ export function createJobStateStore(
 ): JobStateStore {
   const jobs = new Map(initial.jobs);
   let logBytes = initial.logBytes;
-  let changes = 0;
+  // The initial content may come from a log scan and not be on disk yet,
+  // so the first commit always writes the file.
+  let changes = 1;
   let durableChanges = 0;
   let running = false;
   let queued: Deferred | null = null;

@@ -17,7 +17,10 @@
  *   were queued and the acks of one stream come out in order.
  * - A group is written when its entries reach `batchSize` records, when
  *   its oldest entry has waited `maxDelayMs`, when no queued entry has
- *   records (nothing to write), or at once when draining.
+ *   records (nothing to write), when `commitNow` says no other batch is
+ *   worth waiting for, or at once when draining. While a group is written
+ *   and fsynced the next one fills, so waiting only helps when several
+ *   sources send small batches at once.
  *   A group takes whole entries; one entry larger than `batchSize` is
  *   written alone.
  * - On a write or fsync error (EIO, ENOSPC) every entry of the group and
@@ -61,6 +64,8 @@ export interface JournalWriterOptions<E extends JournalEntry> {
   onFailed?: (error: VulnsubError) => void;
   /** Receives the duration of each fdatasync in seconds. */
   observeFsyncSeconds?: (seconds: number) => void;
+  /** True when the queued entries need not wait for more to join. */
+  commitNow?: () => boolean;
 }
 
 export type JournalStatus = "ready" | "recovering" | "failed";
@@ -173,7 +178,8 @@ class GroupCommitWriter<E extends JournalEntry> implements JournalWriter<E> {
       this.#draining > 0 ||
       this.#queuedRecords >= this.#options.batchSize ||
       this.#queuedRecords === 0 ||
-      waitedMs >= this.#options.maxDelayMs;
+      waitedMs >= this.#options.maxDelayMs ||
+      this.#options.commitNow?.() === true;
     if (due) {
       this.#clearTimer();
       void this.#writeGroup();
@@ -190,8 +196,12 @@ class GroupCommitWriter<E extends JournalEntry> implements JournalWriter<E> {
   async #writeGroup(): Promise<void> {
     this.#writing = true;
     const group = this.#takeGroup();
-    const bytes = Buffer.concat(group.map((queued) => queued.entry.bytes));
     const entries = group.map((queued) => queued.entry);
+    // A group of one entry (a full batch) is written without a copy.
+    const bytes =
+      entries.length === 1
+        ? (entries[0] as E).bytes
+        : Buffer.concat(entries.map((entry) => entry.bytes));
 
     try {
       if (bytes.length > 0) await this.#writeAndSync(bytes);

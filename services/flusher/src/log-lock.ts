@@ -4,8 +4,8 @@ import { VulnsubError } from "@vulnsub/shared";
 /**
  * An exclusive lock on the findings log, so a second flusher on the same
  * log fails at start instead of interleaving writes. The lock file
- * `<log>.lock` holds the owner's pid; a file whose pid is not alive is
- * left over from a crash (SIGKILL) and is taken over.
+ * `<log>.lock` contains the owner's pid. A file whose pid is not alive was
+ * left by a crash (SIGKILL), and the next flusher takes it over.
  *
  * NOTE: the takeover of a dead owner's file is not atomic: two flushers
  * started in the same instant on a stale lock could both take it.

@@ -12,15 +12,17 @@ async function main(): Promise<number> {
     loaded = loadFlusherConfig({ argv: process.argv.slice(2) });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    console.error(`${error.message}\n\n${formatFlusherHelp()}`);
+    process.stderr.write(`${error.message}\n\n${formatFlusherHelp()}\n`);
     return 2;
   }
   if (loaded.help) {
-    console.log(formatFlusherHelp());
+    process.stdout.write(`${formatFlusherHelp()}\n`);
     return 0;
   }
   if (loaded.positionals.length > 0) {
-    console.error(`unexpected argument ${JSON.stringify(loaded.positionals[0])}; see --help`);
+    process.stderr.write(
+      `unexpected argument ${JSON.stringify(loaded.positionals[0])}; see --help\n`,
+    );
     return 2;
   }
 

@@ -11,9 +11,9 @@ import {
  * `intervalBytes`, after `intervalMs` when it grew at all, and on demand
  * at shutdown. One snapshot is written at a time.
  *
- * Callers pass the durable log offset at a moment when the committed
- * index holds exactly the lines before it (any time outside the journal
- * writer's onSynced hook), because the table is copied synchronously.
+ * The table is copied synchronously, so callers pass the durable log
+ * offset at a moment when the committed index contains exactly the lines
+ * before it. That is any time outside the journal writer's onSynced hook.
  */
 export interface SnapshotScheduler {
   /** Starts a snapshot when one is due. */

@@ -1,4 +1,11 @@
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import {
+  afterEach,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from "bun:test";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createIngestClient, type IngestClient, type ingestProto } from "@vulnsub/shared";
@@ -11,6 +18,9 @@ import {
   removeDir,
   sendBatches,
 } from "./helpers.ts";
+
+// Real processes, servers and fsyncs on a shared machine can be slow.
+setDefaultTimeout(30_000);
 
 const BATCHES = 300;
 const RECORDS_PER_BATCH = 20;

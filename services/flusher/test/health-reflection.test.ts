@@ -1,4 +1,11 @@
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import {
+  afterEach,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from "bun:test";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import {
@@ -24,6 +31,9 @@ import {
   sendBatches,
   startTestFlusher,
 } from "./helpers.ts";
+
+// Real processes, servers and fsyncs on a shared machine can be slow.
+setDefaultTimeout(30_000);
 
 let dataDir: string;
 let release: () => void;

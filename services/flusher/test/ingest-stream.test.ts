@@ -1,4 +1,11 @@
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import {
+  afterEach,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from "bun:test";
 import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
@@ -10,6 +17,9 @@ import {
   sendBatches,
   startTestFlusher,
 } from "./helpers.ts";
+
+// Real processes, servers and fsyncs on a shared machine can be slow.
+setDefaultTimeout(30_000);
 
 let dataDir: string;
 let running: Awaited<ReturnType<typeof startTestFlusher>>;

@@ -1,4 +1,11 @@
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import {
+  afterEach,
+  beforeEach,
+  describe,
+  expect,
+  setDefaultTimeout,
+  test,
+} from "bun:test";
 import { appendFile, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
@@ -11,6 +18,9 @@ import {
   removeDir,
   sendBatches,
 } from "./helpers.ts";
+
+// Real processes, servers and fsyncs on a shared machine can be slow.
+setDefaultTimeout(30_000);
 
 let dataDir: string;
 let processes: FlusherProcess[];

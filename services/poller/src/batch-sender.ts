@@ -84,7 +84,8 @@ export interface BatchSenderOptions {
   reconnectMaxMs?: number;
   /** Time without an ack, while batches wait, before reconnecting (60 s). */
   ackTimeoutMs?: number;
-  onAck?(ack: IncomingAck): void;
+  /** Called per ack with the time since the batch was last written. */
+  onAck?(ack: IncomingAck, latencyMs: number): void;
   onUnackedChanged?(unacked: number): void;
 }
 
@@ -191,6 +192,7 @@ export function createBatchSender(options: BatchSenderOptions): BatchSender {
     await waitFor(() => pending.length < options.maxUnackedBatches);
     const entry: PendingBatch = {
       seq: 0n,
+      writtenAtMs: 0,
       records: batch.records,
       cursor: batch.cursor ?? "",
       tally,
@@ -209,6 +211,7 @@ export function createBatchSender(options: BatchSenderOptions): BatchSender {
     }
     streamSeq += 1n;
     entry.seq = streamSeq;
+    entry.writtenAtMs = performance.now();
     stream?.write({
       job,
       fencingToken,
@@ -246,7 +249,7 @@ export function createBatchSender(options: BatchSenderOptions): BatchSender {
       },
       `batch ${ack.seq} acked`,
     );
-    options.onAck?.(ack);
+    options.onAck?.(ack, performance.now() - head.writtenAtMs);
     options.onUnackedChanged?.(pending.length);
     armAckTimer();
     notify();
@@ -388,6 +391,8 @@ export function createBatchSender(options: BatchSenderOptions): BatchSender {
 interface PendingBatch {
   /** Sequence number on the current stream; 0 until written. */
   seq: bigint;
+  /** performance.now() of the newest write to a stream. */
+  writtenAtMs: number;
   records: AdapterBatch["records"];
   cursor: string;
   tally: AckTally;

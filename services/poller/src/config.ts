@@ -4,6 +4,7 @@ import {
   VENDORS,
   formatHelp,
   isVendor,
+  LOG_ENVIRONMENT_HELP,
   loadConfig,
   parseInteger,
   parseJobRef,
@@ -16,7 +17,10 @@ import {
 import type { VendorCredentials } from "./adapter.ts";
 import type { VendorRegistry } from "./adapters/index.ts";
 import { credentialSpecs, readCredentials } from "./credentials.ts";
+import { createFlusherTls } from "./flusher-tls.ts";
+import { withProxyAliases } from "./poller-ops-options.ts";
 import { option, pollerOptionSpecs } from "./poller-options.ts";
+import { readVendorCa } from "./vendor-transport.ts";
 
 export { pollerOptionSpecs } from "./poller-options.ts";
 
@@ -49,13 +53,14 @@ export const USAGE =
 /**
  * Parses flags, environment and config file into a frozen PollerConfig.
  * Throws one ConfigError listing every bad field, including each missing
- * credential of the chosen vendor.
+ * credential of the chosen vendor, then one for an unreadable TLS file.
  */
 export function loadPollerConfig(
   registry: VendorRegistry,
   argv: readonly string[],
-  env: Readonly<Record<string, string | undefined>>,
+  rawEnv: Readonly<Record<string, string | undefined>>,
 ): LoadedPollerConfig {
+  const env = withProxyAliases(rawEnv);
   const vendor = peekVendor(argv, env);
   const specs = vendor
     ? { ...pollerOptionSpecs, ...vendorSpecs(registry, vendor) }
@@ -78,7 +83,9 @@ export function loadPollerConfig(
   }
 
   const values = loaded.config as Record<string, unknown>;
-  return { config: buildConfig(registry, values), help: false };
+  const config = buildConfig(registry, values);
+  checkTlsFiles(config);
+  return { config, help: false };
 }
 
 /** Help text listing every flag of every vendor. */
@@ -86,12 +93,13 @@ export function formatPollerHelp(registry: VendorRegistry): string {
   const all: OptionSpecs = { ...pollerOptionSpecs };
   for (const vendor of VENDORS)
     Object.assign(all, vendorSpecs(registry, vendor));
-  return formatHelp(
+  const options = formatHelp(
     USAGE,
     all,
     "Polls one vendor account and streams its findings to the flusher.\n" +
       "Credentials come only from the environment or from <NAME>_FILE.",
   );
+  return `${options}\n\n${LOG_ENVIRONMENT_HELP}`;
 }
 
 function buildConfig(
@@ -177,6 +185,13 @@ function vendorSpecs(registry: VendorRegistry, vendor: Vendor): OptionSpecs {
     }),
     ...entry.optionSpecs,
   };
+}
+
+// Reads the TLS files once at start, so a bad path exits with a config
+// error instead of failing every connection later.
+function checkTlsFiles(config: PollerConfig): void {
+  createFlusherTls(config);
+  if (config.vendorCaFile) readVendorCa(config.vendorCaFile);
 }
 
 function missingCredentials(

@@ -22,6 +22,15 @@ import type { VendorGateLike } from "./vendor-http.ts";
  */
 const SLOT_LEASE_MS = 30_000;
 
+/** The Redis connection as the health check reports it. */
+export interface RedisState {
+  up: boolean;
+  /** When `up` last changed (or the start). */
+  since: Date;
+  /** Message of the newest connection error while down. */
+  lastError: string | null;
+}
+
 /**
  * Everything the poller shares with other pollers through Redis: the rate
  * limit, the vendor pause, the concurrency slots and the fencing tokens of
@@ -33,16 +42,37 @@ export function createCoordination(options: {
   logger: Logger;
   metrics: PollerMetrics;
 }) {
-  const { config, keys, logger, metrics } = options;
+  const { config, keys, metrics } = options;
   const { job } = config;
+  // The shared modules add `job` themselves; vendor and source come here.
+  const logger = options.logger.child({
+    vendor: job.vendor,
+    source: job.source,
+  });
   const redis = createRedisClient({
     url: config.redisUrl,
-    logger,
+    logger: logger.child({ job: jobId(job) }),
     name: `vulnsub-poller-${job.vendor}-${job.source}`,
   });
-  metrics.setRedisUp(false);
-  redis.on("ready", () => metrics.setRedisUp(true));
-  redis.on("close", () => metrics.setRedisUp(false));
+  const redisState: RedisState = {
+    up: false,
+    since: new Date(),
+    lastError: null,
+  };
+  const setRedisUp = (up: boolean) => {
+    metrics.setRedisUp(up);
+    if (redisState.up === up) return;
+    redisState.up = up;
+    redisState.since = new Date();
+    if (up) redisState.lastError = null;
+  };
+  setRedisUp(false);
+  redis.on("ready", () => setRedisUp(true));
+  redis.on("close", () => setRedisUp(false));
+  redis.on("error", (error: unknown) => {
+    redisState.lastError =
+      error instanceof Error ? error.message : String(error);
+  });
 
   const rateLimiter = createRateLimiter({
     redis,
@@ -69,7 +99,7 @@ export function createCoordination(options: {
     rateLimiter,
     pauseGate,
     semaphore,
-    logger,
+    logger: logger.child({ job: jobId(job) }),
   });
   const jobLock = createJobLock({
     stateDir: config.stateDir,
@@ -105,6 +135,7 @@ export function createCoordination(options: {
   return {
     gate,
     lock,
+    redisState: (): RedisState => ({ ...redisState }),
     onAdvertisedLimit: (limit: AdvertisedLimit) =>
       rateLimiter.setAdvertisedLimit({
         requests: limit.requests,

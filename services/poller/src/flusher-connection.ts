@@ -4,6 +4,7 @@ import {
   VulnsubError,
   createIngestClient,
   ingestProto,
+  type ClientTls,
   type JobRef,
 } from "@vulnsub/shared";
 
@@ -67,15 +68,25 @@ const GET_JOB_STATE_TIMEOUT_MS = 10_000;
 // The channel retries a lost connection on its own. Short backoff bounds
 // make a restarted flusher reachable again within about two seconds
 // instead of grpc-js's default of up to two minutes.
+// The HTTP proxy support of grpc-js is off, because it would route the
+// channel through https_proxy or http_proxy, which are for vendor HTTP.
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.initial_reconnect_backoff_ms": 200,
   "grpc.max_reconnect_backoff_ms": 2_000,
+  "grpc.enable_http_proxy": 0,
 };
 
-/** Creates a client for the flusher at `address` (host:port, plaintext). */
-export function createFlusherClient(address: string): FlusherClient {
+/**
+ * Creates a client for the flusher at `address` (host:port): plaintext
+ * without `tls`, else TLS with its credentials and server name options.
+ */
+export function createFlusherClient(
+  address: string,
+  tls: ClientTls | null = null,
+): FlusherClient {
   const client = createIngestClient(address, {
-    channelOptions: CHANNEL_OPTIONS,
+    credentials: tls?.credentials,
+    channelOptions: { ...CHANNEL_OPTIONS, ...tls?.channelOptions },
   });
 
   async function getJobState(

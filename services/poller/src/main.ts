@@ -8,7 +8,9 @@ import {
   createRedisKeys,
   errorFields,
   jobId,
+  startMetricsServer,
   type Logger,
+  type MetricsServer,
 } from "@vulnsub/shared";
 import { vendorRegistry, type VendorRegistry } from "./adapters/index.ts";
 import {
@@ -16,16 +18,16 @@ import {
   loadPollerConfig,
   type PollerConfig,
 } from "./config.ts";
-import { createFlusherClient } from "./flusher-connection.ts";
-import { createPollLoop } from "./poll-loop.ts";
-import {
-  assessHealth,
-  createPollerMetrics,
-  startPollerMetricsServer,
-} from "./poller-metrics.ts";
 import { createCoordination } from "./coordination.ts";
+import { createFlusherClient } from "./flusher-connection.ts";
+import { createFlusherTls, flusherTlsMode } from "./flusher-tls.ts";
+import { startHealthServer, type HealthServer } from "./health-server.ts";
+import { createPollLoop } from "./poll-loop.ts";
+import { createPollerHealth, jobHealthServiceName } from "./poller-health.ts";
+import { createPollerMetrics } from "./poller-metrics.ts";
 import { describeUrl } from "./vendor-http-body.ts";
 import { createVendorHttp } from "./vendor-http.ts";
+import { createVendorTransport } from "./vendor-transport.ts";
 
 export interface RunPollerOptions {
   argv: readonly string[];
@@ -41,13 +43,13 @@ export async function runPoller(options: RunPollerOptions): Promise<number> {
   try {
     const loaded = loadPollerConfig(registry, options.argv, options.env);
     if (loaded.help || !loaded.config) {
-      console.log(formatPollerHelp(registry));
+      process.stdout.write(`${formatPollerHelp(registry)}\n`);
       return 0;
     }
     config = loaded.config;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    console.error(`${error.message}\n\nsee --help for every option`);
+    process.stderr.write(`${error.message}\n\nsee --help for every option\n`);
     return 2;
   }
 
@@ -57,7 +59,12 @@ export async function runPoller(options: RunPollerOptions): Promise<number> {
     return await runWithConfig(config, registry, logger);
   } catch (error) {
     logger.error(
-      { event: "poller.failed", ...config.job, ...errorFields(error) },
+      {
+        event: "poller.failed",
+        ...config.job,
+        job: jobId(config.job),
+        ...errorFields(error),
+      },
       "poller failed",
     );
     return 1;
@@ -75,7 +82,11 @@ async function runWithConfig(
   const metrics = createPollerMetrics(job);
   const keys = createRedisKeys(config.redisKeyPrefix);
   const coordination = createCoordination({ config, keys, logger, metrics });
-  const flusher = createFlusherClient(config.flusherAddress);
+  const flusher = createFlusherClient(
+    config.flusherAddress,
+    createFlusherTls(config),
+  );
+  const transport = createVendorTransport(config);
   const adapter = entry.createAdapter({
     baseUrl: config.baseUrl,
     options: config.vendorOptions,
@@ -90,7 +101,7 @@ async function runWithConfig(
         baseUrl: config.baseUrl,
         credentials: config.credentials,
         gate: coordination.gate,
-        logger: jobLogger,
+        logger: jobLogger.child({ area: "http" }),
         signal,
         maxAttempts: config.requestMaxAttempts,
         requestTimeoutMs: config.requestTimeoutMs,
@@ -99,6 +110,7 @@ async function runWithConfig(
         onThrottle: metrics.throttled,
         onRateLimitWaited: metrics.rateLimitWaited,
         onAttempt: metrics.vendorAttempt,
+        transport,
       }),
     lock: coordination.lock,
     flusher,
@@ -112,45 +124,76 @@ async function runWithConfig(
     shutdownGraceMs: config.shutdownGraceMs,
     observer: metrics.observer,
   });
+  const health = createPollerHealth({
+    job,
+    status: loop.status,
+    redis: coordination.redisState,
+    pollIntervalMs: config.pollIntervalMs,
+    staleFactor: config.healthStaleFactor,
+    logger: jobLogger,
+    onChange: metrics.setHealthy,
+  });
+  metrics.setHealthy(true);
 
-  const server = config.metricsListen
-    ? startPollerMetricsServer({
-        listen: config.metricsListen,
-        registry: metrics.registry,
-        health: () =>
-          assessHealth(loop.status(), {
-            pollIntervalMs: config.pollIntervalMs,
-            staleFactor: config.healthStaleFactor,
-            now: new Date(),
-          }),
-      })
-    : null;
+  const removeSignalHandlers = handleSignals(loop.stop, jobLogger);
+  let metricsServer: MetricsServer | null = null;
+  let healthServer: HealthServer | null = null;
+  try {
+    metricsServer = config.metricsListen
+      ? startMetricsServer({
+          listen: config.metricsListen,
+          registry: metrics.registry,
+          healthz: health.report,
+        })
+      : null;
+    healthServer = config.healthListen
+      ? await startHealthServer(config.healthListen, health.service)
+      : null;
+    logStarted(jobLogger, config, {
+      metricsAddress: metricsServer?.address ?? null,
+      healthAddress: healthServer?.address ?? null,
+      transport: transport.describe(),
+    });
 
-  jobLogger.info(
+    await loop.run();
+  } finally {
+    removeSignalHandlers();
+    health.close();
+    flusher.close();
+    await coordination.close();
+    await metricsServer?.close();
+    await healthServer?.close();
+  }
+  jobLogger.info({ event: "poller.stopped" }, "poller stopped");
+  return 0;
+}
+
+function logStarted(
+  logger: Logger,
+  config: PollerConfig,
+  endpoints: {
+    metricsAddress: string | null;
+    healthAddress: string | null;
+    transport: Record<string, unknown>;
+  },
+) {
+  logger.info(
     {
       event: "poller.started",
       flusher: config.flusherAddress,
+      flusherTls: flusherTlsMode(config),
       baseUrl: describeUrl(config.baseUrl),
-      metricsAddress: server?.address ?? null,
+      metricsAddress: endpoints.metricsAddress,
+      healthAddress: endpoints.healthAddress,
+      healthService: jobHealthServiceName(config.job),
       pollIntervalMs: config.pollIntervalMs,
       rateLimitRpm: config.rateLimit.requests,
       rateLimitWindowMs: config.rateLimit.windowMs,
       once: config.once,
+      ...endpoints.transport,
     },
-    `polling ${jobId(job)} into flusher ${config.flusherAddress}`,
+    `polling ${jobId(config.job)} into flusher ${config.flusherAddress}`,
   );
-  const removeSignalHandlers = handleSignals(loop.stop, jobLogger);
-
-  try {
-    await loop.run();
-  } finally {
-    removeSignalHandlers();
-    flusher.close();
-    await coordination.close();
-    await server?.close();
-  }
-  jobLogger.info({ event: "poller.stopped" }, "poller stopped");
-  return 0;
 }
 
 // The first SIGTERM or SIGINT stops gracefully; a second exits at once.

@@ -16,7 +16,10 @@ import {
   type CycleControl,
   type CycleResult,
 } from "./cycle-runner.ts";
-import type { FlusherClient } from "./flusher-connection.ts";
+import type {
+  FlusherClient,
+  IncomingAck,
+} from "./flusher-connection.ts";
 import {
   createCycleReporter,
   createPollStatus,
@@ -71,6 +74,7 @@ export interface PollLoopObserver {
   lockChanged?(held: boolean): void;
   pageFetched?(records: number): void;
   unackedChanged?(unacked: number): void;
+  batchAcked?(ack: IncomingAck, latencyMs: number): void;
   cycleCompleted?(result: CycleResult, at: Date): void;
   cycleFailed?(code: string): void;
 }
@@ -330,6 +334,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
       lockSignal: handle.signal,
       refreshFencingToken: handle.refreshFencingToken?.bind(handle),
       onUnackedChanged: (unacked) => observer.unackedChanged?.(unacked),
+      onAck: (ack, latencyMs) => observer.batchAcked?.(ack, latencyMs),
       ...options.sender,
     });
   }

@@ -16,9 +16,14 @@ export interface PollLoopStatus {
   /** When this process took the job lock; null while it does not hold it. */
   activeSince: Date | null;
   lastCompletedAt: Date | null;
+  /** Totals of the last completed cycle; 0 records is a valid outcome. */
+  lastCycle: CycleResult | null;
   /** Consecutive failed cycles since the last completed one. */
   consecutiveFailures: number;
+  /** Error of the newest failed cycle; cleared when a cycle completes. */
   lastError: { code: string; message: string } | null;
+  /** When the newest failed cycle failed, kept after a completed one. */
+  lastFailedAt: Date | null;
 }
 
 export function createPollStatus(startedAt: Date): PollLoopStatus {
@@ -27,8 +32,10 @@ export function createPollStatus(startedAt: Date): PollLoopStatus {
     startedAt,
     activeSince: null,
     lastCompletedAt: null,
+    lastCycle: null,
     consecutiveFailures: 0,
     lastError: null,
+    lastFailedAt: null,
   };
 }
 
@@ -48,6 +55,7 @@ export function createCycleReporter(options: {
     completed(result: CycleResult, startedAt: Date) {
       const at = now();
       state.lastCompletedAt = at;
+      state.lastCycle = { ...result };
       state.consecutiveFailures = 0;
       state.lastError = null;
       logger.info(
@@ -70,7 +78,10 @@ export function createCycleReporter(options: {
       state.consecutiveFailures++;
       const message = error instanceof Error ? error.message : String(error);
       state.lastError = { code: errorCodeOf(error), message };
-      logger.error(
+      state.lastFailedAt = now();
+      // Warn: the next cycle retries from the durable cursor, so nothing is
+      // lost. A job that keeps failing turns unhealthy, logged as error.
+      logger.warn(
         {
           event: "cycle.failed",
           attempt: state.consecutiveFailures,

@@ -1,13 +1,33 @@
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
-import { jobId, parseHostPort, type JobRef } from "@vulnsub/shared";
+import {
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+} from "prom-client";
+import { jobId, type JobRef } from "@vulnsub/shared";
 import type { ThrottleSignal } from "./adapter.ts";
 import type { CycleResult } from "./cycle-runner.ts";
-import type { PollLoopObserver, PollLoopStatus } from "./poll-loop.ts";
+import type { IncomingAck } from "./flusher-connection.ts";
+import type { PollLoopObserver } from "./poll-loop.ts";
 import type { VendorAttemptResult } from "./vendor-http.ts";
 
+// From 1 ms to 60 s: a loopback flusher acks within milliseconds, a busy
+// disk or a restarting flusher within seconds.
+const ACK_BUCKETS_SECONDS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+  30, 60,
+];
+
+// From 50 ms, below which a permit wait is only Redis round trips, to the
+// length of a vendor's quota window and beyond.
+const PERMIT_WAIT_BUCKETS_SECONDS = [
+  0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900,
+];
+
 /**
- * Prometheus metrics of one poller process. Counters carry the job as
- * {vendor, source}; the lock and cycle gauges carry it as {job}.
+ * Prometheus metrics of one poller process. Counters and histograms carry
+ * the job as {vendor, source}; the per-job gauges carry it as {job}.
  */
 export function createPollerMetrics(job: JobRef) {
   const registry = new Registry();
@@ -18,6 +38,14 @@ export function createPollerMetrics(job: JobRef) {
     new Counter({ name, help, labelNames, registers: [registry] });
   const gauge = (name: string, help: string, labelNames: string[]) =>
     new Gauge({ name, help, labelNames, registers: [registry] });
+  const histogram = (name: string, help: string, buckets: number[]) =>
+    new Histogram({
+      name,
+      help,
+      buckets,
+      labelNames: ["vendor", "source"],
+      registers: [registry],
+    });
   const jobLabels = ["vendor", "source"];
 
   const requests = counter(
@@ -35,20 +63,50 @@ export function createPollerMetrics(job: JobRef) {
     "Findings the adapter yielded, duplicates included.",
     jobLabels,
   );
+  const written = counter(
+    "vulnsub_poller_findings_written_total",
+    "Findings the flusher acked as appended to the log.",
+    jobLabels,
+  );
+  const duplicates = counter(
+    "vulnsub_poller_findings_duplicate_total",
+    "Findings the flusher acked as already in the log, so dropped.",
+    jobLabels,
+  );
   const inFlight = gauge(
     "vulnsub_poller_batches_in_flight",
     "Batches sent to the flusher and not yet acked.",
     jobLabels,
+  );
+  const ackLatency = histogram(
+    "vulnsub_poller_ack_latency_seconds",
+    "Time from writing a batch to the stream to its ack (append + fsync).",
+    ACK_BUCKETS_SECONDS,
   );
   const waitSeconds = counter(
     "vulnsub_poller_ratelimit_wait_seconds_total",
     "Time spent waiting for permits, vendor pauses and slots, in seconds.",
     jobLabels,
   );
+  const permitWaits = histogram(
+    "vulnsub_poller_permit_wait_seconds",
+    "Wait of each vendor request for its rate limit permit, pause and slot.",
+    PERMIT_WAIT_BUCKETS_SECONDS,
+  );
   const pauses = counter(
     "vulnsub_poller_vendor_pauses_total",
     "Throttle answers (HTTP 429, Qualys 409) that made the poller wait.",
     [...jobLabels, "kind"],
+  );
+  const cyclesCompleted = counter(
+    "vulnsub_poller_cycles_completed_total",
+    "Cycles that completed, including those that found 0 findings.",
+    jobLabels,
+  );
+  const cycleFailures = counter(
+    "vulnsub_poller_cycle_failures_total",
+    "Cycles that failed and will be retried, by error code.",
+    [...jobLabels, "code"],
   );
   const lockHeld = gauge(
     "vulnsub_poller_lock_held",
@@ -65,9 +123,19 @@ export function createPollerMetrics(job: JobRef) {
     "Unix time of the last completed cycle, in seconds.",
     ["job"],
   );
+  const lastFailure = gauge(
+    "vulnsub_poller_last_cycle_failure_timestamp_seconds",
+    "Unix time of the last failed cycle, in seconds.",
+    ["job"],
+  );
   const cycleFindings = gauge(
     "vulnsub_poller_cycle_findings",
-    "Findings of the last completed cycle.",
+    "Findings of the last completed cycle (0 is a valid outcome).",
+    ["job"],
+  );
+  const healthy = gauge(
+    "vulnsub_poller_healthy",
+    "1 while the health check passes (same as /healthz), else 0.",
     ["job"],
   );
   const redisUp = gauge(
@@ -84,9 +152,19 @@ export function createPollerMetrics(job: JobRef) {
       findings.inc(labels, records);
     },
     unackedChanged: (unacked) => inFlight.set(labels, unacked),
+    batchAcked: (ack: IncomingAck, latencyMs: number) => {
+      written.inc(labels, ack.written);
+      duplicates.inc(labels, ack.duplicates);
+      ackLatency.observe(labels, latencyMs / 1000);
+    },
     cycleCompleted: (result: CycleResult, at: Date) => {
+      cyclesCompleted.inc(labels);
       lastSync.set(jobLabel, at.getTime() / 1000);
       cycleFindings.set(jobLabel, result.records);
+    },
+    cycleFailed: (code: string) => {
+      cycleFailures.inc({ ...labels, code });
+      lastFailure.set(jobLabel, Date.now() / 1000);
     },
   };
 
@@ -99,111 +177,18 @@ export function createPollerMetrics(job: JobRef) {
         operation: result.operation,
         status: result.status,
       }),
-    rateLimitWaited: (waitedMs: number) =>
-      waitSeconds.inc(labels, waitedMs / 1000),
+    rateLimitWaited: (waitedMs: number) => {
+      waitSeconds.inc(labels, waitedMs / 1000);
+      permitWaits.observe(labels, waitedMs / 1000);
+    },
     throttled: (signal: ThrottleSignal) => {
       pauses.inc({ ...labels, kind: signal.kind });
       waitSeconds.inc(labels, signal.waitMs / 1000);
     },
     takeover: () => takeovers.inc(jobLabel),
     setRedisUp: (up: boolean) => redisUp.set(up ? 1 : 0),
+    setHealthy: (up: boolean) => healthy.set(jobLabel, up ? 1 : 0),
   };
 }
 
 export type PollerMetrics = ReturnType<typeof createPollerMetrics>;
-
-export interface HealthReport {
-  healthy: boolean;
-  reason: string;
-}
-
-/**
- * Judges health from the loop status: unhealthy when the job has held the
- * lock for longer than staleFactor x pollIntervalMs without completing a
- * cycle, or when no cycle has completed yet and the last one failed. A
- * standby is healthy, and so is a cycle that found 0 findings.
- */
-export function assessHealth(
-  status: PollLoopStatus,
-  options: { pollIntervalMs: number; staleFactor: number; now: Date },
-): HealthReport {
-  if (status.phase === "standby") {
-    return {
-      healthy: true,
-      reason: "standby: another poller holds the job lock",
-    };
-  }
-  if (status.lastCompletedAt === null && status.lastError) {
-    return {
-      healthy: false,
-      reason:
-        `first cycle failing (${status.consecutiveFailures} attempts): ` +
-        `${status.lastError.code}: ${status.lastError.message}`,
-    };
-  }
-
-  const since = latest(status.lastCompletedAt, status.activeSince);
-  const limitMs = options.staleFactor * options.pollIntervalMs;
-  const ageMs = since ? options.now.getTime() - since.getTime() : 0;
-  if (ageMs > limitMs) {
-    const last = status.lastError
-      ? `; last error ${status.lastError.code}`
-      : "";
-    return {
-      healthy: false,
-      reason:
-        `no cycle completed for ${Math.round(ageMs / 1000)} s ` +
-        `(limit ${Math.round(limitMs / 1000)} s)${last}`,
-    };
-  }
-  const at = status.lastCompletedAt?.toISOString() ?? "none yet";
-  return {
-    healthy: true,
-    reason: `${status.phase}; last cycle completed ${at}`,
-  };
-}
-
-/**
- * Serves GET /metrics (Prometheus text) and GET /healthz (200 or 503 with
- * a JSON body {healthy, reason}) on a loopback address.
- */
-export function startPollerMetricsServer(options: {
-  listen: string;
-  registry: Registry;
-  health: () => HealthReport;
-}) {
-  const { host, port } = parseHostPort(options.listen);
-  const server = Bun.serve({
-    hostname: host,
-    port,
-    fetch: async (request) => {
-      const { pathname } = new URL(request.url);
-      if (request.method !== "GET") {
-        return new Response("method not allowed\n", { status: 405 });
-      }
-      if (pathname === "/metrics") {
-        return new Response(await options.registry.metrics(), {
-          headers: { "content-type": options.registry.contentType },
-        });
-      }
-      if (pathname === "/healthz") {
-        const report = options.health();
-        return Response.json(report, { status: report.healthy ? 200 : 503 });
-      }
-      return new Response("not found: try /metrics or /healthz\n", {
-        status: 404,
-      });
-    },
-  });
-  const shownHost = host.includes(":") ? `[${host}]` : host;
-  return {
-    address: `${shownHost}:${server.port}`,
-    close: () => server.stop(true),
-  };
-}
-
-function latest(a: Date | null, b: Date | null): Date | null {
-  if (!a) return b;
-  if (!b) return a;
-  return a > b ? a : b;
-}

@@ -9,6 +9,7 @@ import {
   type OptionSpec,
   type OptionSpecs,
 } from "@vulnsub/shared";
+import { pollerOpsOptionSpecs } from "./poller-ops-options.ts";
 
 /** Options every poller takes, whatever its vendor. */
 export const pollerOptionSpecs = {
@@ -163,27 +164,6 @@ export const pollerOptionSpecs = {
     description: "age after which a standby takes over a holder's lock",
     parse: parseInteger(2000, 3_600_000),
   }),
-  metricsListen: option<string | null>({
-    key: "metricsListen",
-    env: "METRICS_LISTEN",
-    flag: "metrics-listen",
-    default: "127.0.0.1:0",
-    description: 'host:port of /metrics and /healthz; "off" disables them',
-    parse: (raw) => {
-      if (raw === "off") return null;
-      parseHostPort(raw);
-      return parseNonEmptyString(raw);
-    },
-  }),
-  healthStaleFactor: option({
-    key: "healthStaleFactor",
-    env: "HEALTH_STALE_FACTOR",
-    flag: "health-stale-factor",
-    default: 3,
-    unit: "poll intervals",
-    description: "/healthz fails when no cycle completed for this long",
-    parse: parseInteger(1, 1000),
-  }),
   requestTimeoutMs: option({
     key: "requestTimeoutMs",
     env: "REQUEST_TIMEOUT_MS",
@@ -219,6 +199,7 @@ export const pollerOptionSpecs = {
     description: "exit 0 after one completed cycle",
     parse: parseBoolean,
   }),
+  ...pollerOpsOptionSpecs,
 } satisfies OptionSpecs;
 
 export function option<T>(spec: OptionSpec<T>): OptionSpec<T> {

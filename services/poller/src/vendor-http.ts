@@ -70,6 +70,8 @@ export interface VendorHttpOptions {
   onThrottle?(signal: ThrottleSignal): void;
   onRateLimitWaited?(waitedMs: number): void;
   onAttempt?(result: VendorAttemptResult): void;
+  /** Proxy and TLS trust per request; default: direct, public roots. */
+  transport?: { fetchOptions(url: string): object };
 }
 
 /**
@@ -170,6 +172,7 @@ export function createVendorHttp(options: VendorHttpOptions): VendorHttp {
     let response: Response;
     try {
       response = await fetch(url, {
+        ...options.transport?.fetchOptions(url),
         method: req.method,
         headers: buildHeaders(req),
         body: req.body,
@@ -193,11 +196,22 @@ export function createVendorHttp(options: VendorHttpOptions): VendorHttp {
       return { kind: "retry", what, error };
     }
     call.headersArrived();
+    const durationMs = Math.round(performance.now() - startedAt);
     options.onAttempt?.({
       operation: req.operation,
       status: String(response.status),
-      durationMs: Math.round(performance.now() - startedAt),
+      durationMs,
     });
+    logger.debug(
+      {
+        event: "vendor.responded",
+        operation: req.operation,
+        url: describeUrl(url),
+        status: response.status,
+        durationMs,
+      },
+      `${label}: HTTP ${response.status}`,
+    );
     reportAdvertisedLimits(response);
 
     if (response.status >= 200 && response.status < 300) {

@@ -9,7 +9,7 @@ import {
   type PollLoopOptions,
   type PollLoopStatus,
 } from "../src/poll-loop.ts";
-import { assessHealth } from "../src/poller-metrics.ts";
+import { assessHealth } from "../src/poller-health.ts";
 import { createVendorHttp } from "../src/vendor-http.ts";
 import {
   createFakeAdapter,
@@ -365,8 +365,10 @@ describe("assessHealth", () => {
     startedAt: start,
     activeSince: start,
     lastCompletedAt: null,
+    lastCycle: null,
     consecutiveFailures: 0,
     lastError: null,
+    lastFailedAt: null,
   };
   const options = (nowMs: number) => ({
     pollIntervalMs: hourMs,
