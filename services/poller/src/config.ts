@@ -90,16 +90,21 @@ export function loadPollerConfig(
 
 /** Help text listing every flag of every vendor. */
 export function formatPollerHelp(registry: VendorRegistry): string {
-  const all: OptionSpecs = { ...pollerOptionSpecs };
-  for (const vendor of VENDORS)
-    Object.assign(all, vendorSpecs(registry, vendor));
   const options = formatHelp(
     USAGE,
-    all,
+    allPollerOptionSpecs(registry),
     "Polls one vendor account and streams its findings to the flusher.\n" +
       "Credentials come only from the environment or from <NAME>_FILE.",
   );
   return `${options}\n\n${LOG_ENVIRONMENT_HELP}`;
+}
+
+/** Every option of the poller, for all vendors, in help order. */
+export function allPollerOptionSpecs(registry: VendorRegistry): OptionSpecs {
+  const all: OptionSpecs = { ...pollerOptionSpecs };
+  for (const vendor of VENDORS)
+    Object.assign(all, vendorSpecs(registry, vendor));
+  return all;
 }
 
 function buildConfig(

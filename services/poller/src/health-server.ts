@@ -35,8 +35,8 @@ export async function startHealthServer(
     server.bindAsync(listen, credentials, (error, port) => {
       if (error) {
         server.forceShutdown();
-        const reason = error.message;
-        reject(new Error(`health server cannot listen on ${listen}: ${reason}`));
+        const reason = `health server cannot listen on ${listen}`;
+        reject(new Error(`${reason}: ${error.message}`));
         return;
       }
       resolve(port);
