@@ -182,9 +182,16 @@ async function collectOutput(
   log: WriteStream | undefined,
   onEvent: (event: JsonEvent) => void,
 ): Promise<ExitStatus> {
+  // A write error (its folder removed) must not crash the supervisor; the
+  // child's output still reaches onLine and onEvent.
+  log?.on("error", (error) => {
+    spec.onText?.(`${spec.name}: log file: ${error.message}`, "stderr");
+  });
+  let spawnFailed = false;
   const exit = new Promise<ExitStatus>((resolve) => {
     child.once("error", (error) => {
       spec.onText?.(`${spec.name}: ${error.message}`, "stderr");
+      spawnFailed = true;
       resolve({ code: 127, signal: null });
     });
     child.once("exit", (code, signal) => resolve({ code, signal }));
@@ -204,11 +211,19 @@ async function collectOutput(
     }
   };
 
-  const [status] = await Promise.all([
-    exit,
+  const readers = Promise.all([
     readStream(child.stdout, "stdout"),
     readStream(child.stderr, "stderr"),
   ]);
+  const status = await exit;
+  // A child that failed to spawn never ends its pipes, so its readers
+  // would wait forever; a child that ran may still have output buffered.
+  if (spawnFailed) {
+    child.stdout?.destroy();
+    child.stderr?.destroy();
+  } else {
+    await readers;
+  }
   if (log) await new Promise((resolve) => log.end(resolve));
   return status;
 }

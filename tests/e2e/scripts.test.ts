@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { resolve } from "node:path";
+import { spawnService } from "../../scripts/lib/processes.ts";
 import { planStart } from "../../scripts/lib/start-plan.ts";
 import { formatTestSummary, parseBunTestSummary } from "../../scripts/test.ts";
 import {
@@ -200,3 +201,30 @@ function runBootstrap(
     });
   });
 }
+
+describe("spawnService failures", () => {
+  test("missing program ends with 127", async () => {
+    const texts: string[] = [];
+    const service = spawnService({
+      name: "missing",
+      command: ["/nonexistent/vulnsub-program"],
+      onText: (text) => texts.push(text),
+    });
+    const status = await service.exited;
+    expect(service.pid).toBe(0);
+    expect(status.code).toBe(127);
+    expect(texts.join("\n")).toContain("ENOENT");
+  });
+
+  test("exit waits for buffered output", async () => {
+    const service = spawnService({
+      name: "short",
+      command: ["bash", "-c", 'echo \'{"event":"probe.done"}\'; exit 3'],
+    });
+    const status = await service.exited;
+    expect(status.code).toBe(3);
+    expect(service.events().map((event) => event.event)).toEqual([
+      "probe.done",
+    ]);
+  });
+});

@@ -119,7 +119,12 @@ type TenureOutcome = "stopped" | "lock_lost";
 export function createPollLoop(options: PollLoopOptions): PollLoop {
   const job = options.job;
   const fields = { vendor: job.vendor, source: job.source, job: jobId(job) };
-  const logger = options.logger.child(fields);
+  // pino repeats a key bound twice, so bind the job fields only when the
+  // caller's logger does not carry them yet.
+  const logger =
+    options.logger.bindings().job === fields.job
+      ? options.logger
+      : options.logger.child(fields);
   const now = options.now ?? (() => new Date());
   const observer = options.observer ?? {};
   const shutdownGraceMs = options.shutdownGraceMs ?? 30_000;
