@@ -1,6 +1,8 @@
 // Counts the problems of a findings log line by line for verify-log:
 // invalid lines, duplicated identities, and, given ground truth, lost and
-// unexpected finding versions, in total and per job (vendor:source).
+// unexpected finding versions, in total and per job (vendor:source). Lost
+// and unexpected are counted only for the jobs that have ground truth;
+// lines of other jobs are not checked.
 import type { GroundTruthSet } from "./ground-truth.ts";
 
 /** A count of one kind of problem with its first few examples. */
@@ -15,6 +17,8 @@ export interface LineProblem {
 }
 
 export interface VendorFigures {
+  /** False when no ground truth covers this job: no lost or unexpected. */
+  checked: boolean;
   lines: number;
   served: number;
   duplicated: number;
@@ -37,8 +41,12 @@ export function createLogTally(
   const servedJob: string[] = [];
   const servedLabel: string[] = [];
   const byVendor: Record<string, VendorFigures> = {};
+  const checkedJobs = new Set(
+    (groundTruth ?? []).map((set) => `${set.vendor}:${set.source}`),
+  );
   const jobFigures = (job: string) =>
     (byVendor[job] ??= {
+      checked: checkedJobs.has(job),
       lines: 0,
       served: 0,
       duplicated: 0,
@@ -86,7 +94,7 @@ export function createLogTally(
         figures.duplicated++;
         duplicated.add({ line, reason: `duplicate ${reason}` });
       }
-      if (index === undefined && groundTruth && !repeated) {
+      if (index === undefined && figures.checked && !repeated) {
         figures.unexpected++;
         unexpected.add({ line, reason: `never served: ${reason}` });
       }
@@ -104,6 +112,7 @@ export function createLogTally(
         duplicated: duplicated.value(),
         lost: groundTruth ? lost.value() : null,
         unexpected: groundTruth ? unexpected.value() : null,
+        notChecked: groundTruth ? notCheckedJobs(byVendor) : [],
         byVendor,
       };
       const ok =
@@ -114,6 +123,12 @@ export function createLogTally(
       return { ...result, ok };
     },
   };
+}
+
+function notCheckedJobs(byVendor: Record<string, VendorFigures>): string[] {
+  return Object.entries(byVendor)
+    .filter(([, figures]) => !figures.checked)
+    .map(([job]) => job);
 }
 
 function createFigure<T>(maxExamples: number) {

@@ -4,7 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FindingEnvelope } from "@vulnsub/shared";
 import { parseGroundTruth } from "../../scripts/lib/ground-truth.ts";
-import { verifyLog, type GroundTruthSet } from "../../scripts/verify-log.ts";
+import {
+  formatVerifyResult,
+  verifyLog,
+  type GroundTruthSet,
+} from "../../scripts/verify-log.ts";
 
 let dir: string;
 let logPath: string;
@@ -132,7 +136,53 @@ describe("verifyLog", () => {
       groundTruth: truth(["k1", "v1"]),
     });
     expect(result.lost?.count).toBe(1);
-    expect(result.unexpected?.count).toBe(1);
+    expect(result.unexpected?.count).toBe(0);
+    expect(result.byVendor["qualys:default"]?.lost).toBe(1);
+  });
+
+  test("vendor without ground truth is not checked", async () => {
+    writeLog(
+      [
+        envelope("k1", "v1"),
+        envelope("k2", "v2", "tenable"),
+        envelope("k3", "v3", "rapid7"),
+      ].map(line),
+    );
+    const result = await verifyLog({
+      logPath,
+      groundTruth: truth(["k1", "v1"]),
+    });
+    expect(result.lost?.count).toBe(0);
+    expect(result.unexpected?.count).toBe(0);
+    expect(result.notChecked).toEqual(["tenable:default", "rapid7:default"]);
+    expect(result.byVendor["tenable:default"]?.checked).toBe(false);
+    expect(result.byVendor["qualys:default"]?.checked).toBe(true);
+    expect(result.ok).toBe(true);
+    const text = formatVerifyResult(result).join("\n");
+    expect(text).toContain("not checked tenable:default, rapid7:default");
+  });
+
+  test("source without ground truth is not checked", async () => {
+    const emea = { ...envelope("k2", "v2"), source: "emea" };
+    writeLog([line(envelope("k1", "v1")), line(emea)]);
+    const result = await verifyLog({
+      logPath,
+      groundTruth: truth(["k1", "v1"]),
+    });
+    expect(result.unexpected?.count).toBe(0);
+    expect(result.notChecked).toEqual(["qualys:emea"]);
+    expect(result.ok).toBe(true);
+  });
+
+  test("duplicate of a job without ground truth counts", async () => {
+    const other = envelope("k2", "v2", "tenable");
+    writeLog([line(envelope("k1", "v1")), line(other), line(other)]);
+    const result = await verifyLog({
+      logPath,
+      groundTruth: truth(["k1", "v1"]),
+    });
+    expect(result.duplicated.count).toBe(1);
+    expect(result.ok).toBe(false);
   });
 
   test("empty log with empty ground truth passes", async () => {

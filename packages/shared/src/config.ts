@@ -6,11 +6,13 @@ import { ConfigError } from "./errors.ts";
  * declared once with its config-file key, environment variable, flag,
  * default, unit and help text. Values resolve in this order, first match
  * wins: flag, environment, config file (JSON, from `--config` or
- * VULNSUB_CONFIG), default. Every bad field is reported at once, unknown
- * flags and file keys are rejected, and the result is frozen.
+ * VULNSUB_CONFIG), default. Every bad field is reported at once, also a
+ * bad value that a higher-precedence source hides; unknown flags and file
+ * keys are rejected, and the result is frozen.
  *
  * Secrets (`secret: true`) come only from the environment variable or from
- * a file named by `<ENV>_FILE`; they have no flag and are never printed.
+ * a file named by `<ENV>_FILE`, never both; they have no flag and are never
+ * printed.
  */
 export interface OptionSpec<T> {
   /** Key in the config file and in the resulting object. */
@@ -108,6 +110,8 @@ export function formatHelp(
   return lines.join("\n");
 }
 
+// Every candidate source of an option is parsed, so a bad value hidden by
+// a higher-precedence one is still reported. The first candidate wins.
 function resolveOption(
   spec: OptionSpec<unknown>,
   flags: Map<string, string>,
@@ -116,32 +120,11 @@ function resolveOption(
   configPath: string | undefined,
   issues: string[],
 ): { found: boolean; value?: unknown } {
-  const candidates: [string, unknown][] = [];
-  if (spec.flag && !spec.secret && flags.has(spec.flag)) {
-    candidates.push([`--${spec.flag}`, flags.get(spec.flag)]);
-  }
-  // An empty variable counts as set, so `X_BASE_URL=` fails validation
-  // instead of silently falling back to the default (a production host).
-  if (env[spec.env] !== undefined) {
-    candidates.push([spec.env, env[spec.env]]);
-  } else if (spec.secret && env[`${spec.env}_FILE`]) {
-    const path = env[`${spec.env}_FILE`] as string;
-    try {
-      candidates.push([`${spec.env}_FILE`, readFileSync(path, "utf8").trim()]);
-    } catch (error) {
-      issues.push(`${spec.env}_FILE: cannot read ${path}: ${messageOf(error)}`);
-      return { found: false };
-    }
-  }
-  if (!spec.secret && spec.key in file) {
-    candidates.push([`${configPath}: ${spec.key}`, file[spec.key]]);
-  } else if (spec.secret && spec.key in file) {
-    issues.push(
-      `${configPath}: ${spec.key}: secrets are read only from ${spec.env} or ${spec.env}_FILE`,
-    );
-  }
+  const candidates = collectCandidates(spec, flags, env, file, configPath);
+  issues.push(...candidates.issues);
+  if (candidates.issues.length > 0) return { found: false };
 
-  const first = candidates[0];
+  const first = candidates.values[0];
   if (!first) {
     if (spec.default === undefined) {
       if (!spec.secret) issues.push(`${spec.key} (${spec.env}): missing`);
@@ -149,13 +132,67 @@ function resolveOption(
     }
     return { found: true, value: spec.default };
   }
-  const [origin, raw] = first;
+  const parsed = candidates.values.map(([origin, raw]) => {
+    try {
+      return { ok: true, value: spec.parse(raw) };
+    } catch (error) {
+      const shown = spec.secret ? "(secret)" : JSON.stringify(raw);
+      issues.push(`${spec.key} from ${origin}: ${shown}: ${messageOf(error)}`);
+      return { ok: false };
+    }
+  });
+  const winner = parsed[0] as { ok: boolean; value?: unknown };
+  return winner.ok ? { found: true, value: winner.value } : { found: false };
+}
+
+/** Raw values of an option by origin, highest precedence first. */
+function collectCandidates(
+  spec: OptionSpec<unknown>,
+  flags: Map<string, string>,
+  env: Readonly<Record<string, string | undefined>>,
+  file: Record<string, unknown>,
+  configPath: string | undefined,
+): { values: [string, unknown][]; issues: string[] } {
+  const values: [string, unknown][] = [];
+  const issues: string[] = [];
+  if (spec.flag && !spec.secret && flags.has(spec.flag)) {
+    values.push([`--${spec.flag}`, flags.get(spec.flag)]);
+  }
+  // An empty variable counts as set, so `X_BASE_URL=` fails validation
+  // instead of silently falling back to the default (a production host).
+  if (env[spec.env] !== undefined) values.push([spec.env, env[spec.env]]);
+  if (spec.secret) {
+    const secret = readSecretFile(spec.key, spec.env, env);
+    if (secret.issue) issues.push(secret.issue);
+    else if (secret.value !== undefined) {
+      values.push([`${spec.env}_FILE`, secret.value]);
+    }
+  }
+  if (spec.key in file && !spec.secret) {
+    values.push([`${configPath}: ${spec.key}`, file[spec.key]]);
+  } else if (spec.key in file) {
+    issues.push(
+      `${configPath}: ${spec.key}: secrets are read only from ${spec.env} or ${spec.env}_FILE`,
+    );
+  }
+  return { values, issues };
+}
+
+// Never returns the secret in an issue.
+function readSecretFile(
+  key: string,
+  name: string,
+  env: Readonly<Record<string, string | undefined>>,
+): { value?: string; issue?: string } {
+  const path = env[`${name}_FILE`];
+  if (path === undefined) return {};
+  if (env[name] !== undefined) {
+    return { issue: `${key}: set either ${name} or ${name}_FILE, not both` };
+  }
   try {
-    return { found: true, value: spec.parse(raw) };
+    return { value: readFileSync(path, "utf8").trim() };
   } catch (error) {
-    const shown = spec.secret ? "(secret)" : JSON.stringify(raw);
-    issues.push(`${spec.key} from ${origin}: ${shown}: ${messageOf(error)}`);
-    return { found: false };
+    return { issue: `${name}_FILE: cannot read ${path}: ${messageOf(error)}` };
   }
 }
 

@@ -102,6 +102,56 @@ describe("loadConfig", () => {
     );
   });
 
+  test("bad file value hidden by env is reported", () => {
+    const file = join(folder, "hidden.json");
+    writeFileSync(file, JSON.stringify({ batchSize: "x" }));
+    const issues = issuesOf(() =>
+      loadConfig(specs, {
+        argv: ["--config", file],
+        env: { TEST_BATCH_SIZE: "5" },
+      }),
+    );
+    expect(issues.length).toBe(1);
+    expect(issues[0]).toContain(`batchSize from ${file}: batchSize: "x"`);
+  });
+
+  test("bad env hidden by flag is reported", () => {
+    const issues = issuesOf(() =>
+      loadConfig(specs, {
+        argv: ["--batch-size", "5"],
+        env: { TEST_BATCH_SIZE: "0" },
+      }),
+    );
+    expect(issues).toEqual([
+      'batchSize from TEST_BATCH_SIZE: "0": expected an integer from 1 to 10000',
+    ]);
+  });
+
+  test("every bad source of one option is reported", () => {
+    const file = join(folder, "all-bad.json");
+    writeFileSync(file, JSON.stringify({ batchSize: -1 }));
+    const issues = issuesOf(() =>
+      loadConfig(specs, {
+        argv: ["--config", file, "--batch-size", "x"],
+        env: { TEST_BATCH_SIZE: "0" },
+      }),
+    );
+    expect(issues.length).toBe(3);
+    expect(issues[0]).toContain("from --batch-size");
+    expect(issues[1]).toContain("from TEST_BATCH_SIZE");
+    expect(issues[2]).toContain(`from ${file}`);
+  });
+
+  test("first valid source wins over valid lower ones", () => {
+    const file = join(folder, "lower.json");
+    writeFileSync(file, JSON.stringify({ batchSize: 7 }));
+    const { config } = loadConfig(specs, {
+      argv: ["--config", file],
+      env: { TEST_BATCH_SIZE: "8" },
+    });
+    expect(config.batchSize).toBe(8);
+  });
+
   test("unknown file key is rejected", () => {
     const file = join(folder, "unknown.json");
     writeFileSync(file, JSON.stringify({ batchSise: 5 }));
@@ -123,6 +173,28 @@ describe("loadConfig", () => {
       loadConfig(specs, { env: { TEST_PASSWORD: " ", TEST_BATCH_SIZE: "x" } }),
     );
     expect(issues.join("\n")).toContain("(secret)");
+  });
+
+  test("secret set both directly and by _FILE", () => {
+    const secretFile = join(folder, "both-password");
+    writeFileSync(secretFile, "from-file\n");
+    const issues = issuesOf(() =>
+      loadConfig(specs, {
+        env: { TEST_PASSWORD: "from-env", TEST_PASSWORD_FILE: secretFile },
+      }),
+    );
+    expect(issues).toEqual([
+      "password: set either TEST_PASSWORD or TEST_PASSWORD_FILE, not both",
+    ]);
+  });
+
+  test("empty secret is reported as bad, not missing", () => {
+    const issues = issuesOf(() =>
+      loadConfig(specs, { env: { TEST_PASSWORD: "" } }),
+    );
+    expect(issues).toEqual([
+      "password from TEST_PASSWORD: (secret): expected a non-empty string",
+    ]);
   });
 
   test("secret in the config file is rejected", () => {

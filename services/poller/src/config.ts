@@ -84,6 +84,7 @@ export function loadPollerConfig(
 
   const values = loaded.config as Record<string, unknown>;
   const config = buildConfig(registry, values);
+  checkRetryBounds(config);
   checkTlsFiles(config);
   return { config, help: false };
 }
@@ -192,6 +193,14 @@ function vendorSpecs(registry: VendorRegistry, vendor: Vendor): OptionSpecs {
   };
 }
 
+function checkRetryBounds(config: PollerConfig): void {
+  if (config.cycleRetryMaxMs >= config.cycleRetryBaseMs) return;
+  throw new ConfigError([
+    `cycleRetryMaxMs (CYCLE_RETRY_MAX_MS): ${config.cycleRetryMaxMs}: ` +
+      `expected at least cycleRetryBaseMs (${config.cycleRetryBaseMs})`,
+  ]);
+}
+
 // Reads the TLS files once at start, so a bad path exits with a config
 // error instead of failing every connection later.
 function checkTlsFiles(config: PollerConfig): void {
@@ -204,7 +213,11 @@ function missingCredentials(
   env: Readonly<Record<string, string | undefined>>,
 ): string[] {
   return Object.values(credentialSpecs(vendor))
-    .filter((spec) => !env[spec.env] && !env[`${spec.env}_FILE`])
+    // An empty X or X_FILE is a candidate the full parse reports as bad.
+    .filter(
+      (spec) =>
+        env[spec.env] === undefined && env[`${spec.env}_FILE`] === undefined,
+    )
     .map((spec) => `${spec.key} (${spec.env} or ${spec.env}_FILE): missing`);
 }
 

@@ -122,6 +122,8 @@ async function runWithConfig(
     lookbackMs: config.lookbackMs,
     once: config.once,
     shutdownGraceMs: config.shutdownGraceMs,
+    cycleRetryBaseMs: config.cycleRetryBaseMs,
+    cycleRetryMaxMs: config.cycleRetryMaxMs,
     observer: metrics.observer,
   });
   const health = createPollerHealth({

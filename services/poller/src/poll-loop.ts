@@ -39,8 +39,11 @@ import { sleepMs } from "./vendor-http-body.ts";
  * Losing the lock (the handle's signal, or the flusher reporting a newer
  * fencing token) stops sending at once, aborts the adapter, drops the
  * stream and returns to standby. A failed cycle is retried from the
- * durable cursor with backoff. `stop()` lets the page in flight finish,
- * waits for its acks (bounded by shutdownGraceMs) and releases the lock.
+ * durable cursor after a jittered backoff (cycleRetryBaseMs doubled per
+ * failure in a row, capped by cycleRetryMaxMs). A completed cycle resets
+ * it. Findings sent again by the retry are dropped by the flusher as
+ * duplicates. `stop()` lets the page in flight finish, waits for its
+ * acks (bounded by shutdownGraceMs) and releases the lock.
  */
 export interface PollLoop {
   /** Resolves after a stop, or after the first cycle when `once` is set. */
@@ -96,9 +99,12 @@ export interface PollLoopOptions {
   once?: boolean;
   /** Bound on finishing the page in flight and its acks at stop (30 s). */
   shutdownGraceMs?: number;
-  /** First delay after a failed cycle, doubled per failure (1000 ms). */
+  /**
+   * First delay after a failed cycle, doubled per failure in a row and
+   * reset by a completed cycle (1000 ms).
+   */
   cycleRetryBaseMs?: number;
-  /** Cap of the delay after a failed cycle (300 000 ms). */
+  /** Cap of the delay after a failed cycle (60 000 ms). */
   cycleRetryMaxMs?: number;
   /**
    * Wait after a lost lock before competing for it again (1000 ms), so a
@@ -129,7 +135,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   const observer = options.observer ?? {};
   const shutdownGraceMs = options.shutdownGraceMs ?? 30_000;
   const retryBaseMs = options.cycleRetryBaseMs ?? 1_000;
-  const retryMaxMs = options.cycleRetryMaxMs ?? 300_000;
+  const retryMaxMs = options.cycleRetryMaxMs ?? 60_000;
 
   // stopController: a graceful stop was requested. hardStopController: the
   // grace period ran out, so everything stops at once.
@@ -232,7 +238,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
       state.phase = "syncing";
       const result = await runOneCycle(getSender(), tenure);
       if (result === "stopped") return "stopped";
-      if (result === "failed") {
+      if (typeof result === "number") {
         if (getSender().failed) {
           replaceSender(createSender(handle, tenure));
           const reconnected = await untilStopped(
@@ -241,7 +247,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
           );
           if (reconnected === "stopped") return "stopped";
         }
-        await waitBetweenCycles(tenure, failureDelayMs());
+        await waitBetweenCycles(tenure, result);
         continue;
       }
       if (options.once) return "stopped";
@@ -253,7 +259,7 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
   async function runOneCycle(
     sender: BatchSender,
     tenure: AbortSignal,
-  ): Promise<CycleResult | "stopped" | "failed"> {
+  ): Promise<CycleResult | "stopped" | number> {
     const startedAt = now();
     try {
       const outcome = await runCycle({
@@ -279,8 +285,10 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
       return outcome;
     } catch (error) {
       if (tenure.aborted || isFatalForTenure(error)) throw error;
-      report.failed(error, startedAt);
-      return "failed";
+      // The number is the delay before the retry.
+      const retryInMs = failureDelayMs(state.consecutiveFailures + 1);
+      report.failed(error, startedAt, retryInMs);
+      return retryInMs;
     } finally {
       currentCycle = null;
     }
@@ -293,8 +301,10 @@ export function createPollLoop(options: PollLoopOptions): PollLoop {
     if (tenure.aborted) throw tenure.reason ?? new Error("lock lost");
   }
 
-  function failureDelayMs(): number {
-    const attempt = Math.min(state.consecutiveFailures - 1, 30);
+  // Full delay for the n-th failure in a row, then jitter to half of it
+  // so pollers failing together do not retry together.
+  function failureDelayMs(failuresInRow: number): number {
+    const attempt = Math.min(failuresInRow - 1, 30);
     const capped = Math.min(retryMaxMs, retryBaseMs * 2 ** attempt);
     return Math.round(capped / 2 + (Math.random() * capped) / 2);
   }

@@ -74,21 +74,23 @@ export function createCycleReporter(options: {
       observer.cycleCompleted?.(result, at);
     },
 
-    failed(error: unknown, startedAt: Date) {
+    failed(error: unknown, startedAt: Date, retryInMs: number) {
       state.consecutiveFailures++;
       const message = error instanceof Error ? error.message : String(error);
       state.lastError = { code: errorCodeOf(error), message };
       state.lastFailedAt = now();
-      // Warn: the next cycle retries from the durable cursor, so nothing is
-      // lost. A job that keeps failing turns unhealthy, logged as error.
+      // Warn: the next cycle retries from the durable cursor after
+      // retryInMs, so nothing is lost. A job that keeps failing turns
+      // unhealthy, logged as error.
       logger.warn(
         {
           event: "cycle.failed",
           attempt: state.consecutiveFailures,
+          retryInMs,
           durationMs: now().getTime() - startedAt.getTime(),
           ...errorFields(error),
         },
-        `cycle failed: ${message}`,
+        `cycle failed, retrying in ${retryInMs} ms: ${message}`,
       );
       observer.cycleFailed?.(state.lastError.code);
     },

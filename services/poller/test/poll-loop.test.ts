@@ -99,6 +99,11 @@ function expectedLog(pages: number): string[] {
   return keys;
 }
 
+function expectBetween(value: number | undefined, min: number, max: number) {
+  expect(value).toBeGreaterThanOrEqual(min);
+  expect(value).toBeLessThanOrEqual(max);
+}
+
 function ackedCursors(log: LogCapture): unknown[] {
   return log.events("batch.acked").map((event) => event.cursor);
 }
@@ -320,6 +325,38 @@ describe("createPollLoop", () => {
     expect(h.adapter.syncCursors).toEqual([null, pageCursor(2)]);
     expect(h.flusher.log).toEqual(expectedLog(4));
     expect(h.loop.status().consecutiveFailures).toBe(0);
+  });
+
+  test("cycle retry backoff grows, caps and resets", async () => {
+    // Cycles: fail, fail, fail, complete, fail, complete, ...
+    let cycle = 0;
+    const failing = new Set([1, 2, 3, 5]);
+    const h = await startHarness(
+      {
+        // One new page per cycle, so every cycle fetches a page.
+        pageCount: () => ++cycle,
+        failPage: () => failing.has(cycle),
+      },
+      { pollIntervalMs: 5, cycleRetryBaseMs: 20, cycleRetryMaxMs: 50 },
+    );
+
+    await waitUntil(
+      "second completed cycle",
+      () => h.log.events("cycle.completed").length >= 2,
+    );
+    h.loop.stop();
+    await h.running;
+
+    const delays = h.log
+      .events("cycle.failed")
+      .map((event) => event.retryInMs as number);
+    expect(delays.length).toBe(4);
+    // Each delay is jittered between half and all of its full value.
+    expectBetween(delays[0], 10, 20);
+    expectBetween(delays[1], 20, 40);
+    expectBetween(delays[2], 25, 50);
+    expectBetween(delays[3], 10, 20);
+    expect(h.log.events("cycle.failed")[3]?.attempt).toBe(1);
   });
 
   test("stop finishes the page in flight", async () => {
