@@ -63,6 +63,8 @@ export interface BatchCommitterOptions {
   logger: Logger;
   /** Runs after each group's fsync, with the durable log size. */
   onSynced?: (offsetBytes: number) => void;
+  /** Runs once a group failed, before its batches are rejected. */
+  onFailed?: () => void;
   /** True when a group need not wait for other streams' batches. */
   commitNow?: () => boolean;
 }
@@ -91,7 +93,10 @@ export function createBatchCommitter(
     },
     // Every queued entry was rejected with the group, so no pending key
     // belongs to a batch that can still be written.
-    onFailed: () => pending.clear(),
+    onFailed: () => {
+      pending.clear();
+      options.onFailed?.();
+    },
   });
 
   const applySynced = (entry: CommitEntry) => {

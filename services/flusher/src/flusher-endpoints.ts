@@ -13,12 +13,14 @@ import type { FlusherConfig } from "./config.ts";
 import type { FlusherMetrics } from "./flusher-metrics.ts";
 import { createFlusherHealthz } from "./flusher-healthz.ts";
 import { createFlusherCredentials, flusherTlsMode } from "./flusher-tls.ts";
-import type { JournalStatus } from "./journal-writer.ts";
+import type { JournalFailure, JournalStatus } from "./journal-writer.ts";
 
 export interface FlusherEndpoints {
   /** gRPC address, host:port with the real port. */
   readonly address: string;
   readonly metricsAddress: string | null;
+  /** Brings the gRPC health in line with the findings log now. */
+  refreshHealth(): void;
   /** Stops the gRPC server (forced after `timeoutMs`) and the metrics one. */
   close(timeoutMs: number): Promise<void>;
 }
@@ -31,6 +33,10 @@ export interface FlusherEndpointsOptions {
   logger: Logger;
   /** Status of the findings log writer; null until recovery is done. */
   journalStatus?: () => JournalStatus | null;
+  /** The newest failed group commit, null once a later one succeeded. */
+  journalFailure?: () => JournalFailure | null;
+  /** True once the flusher is stopping. */
+  stopping?: () => boolean;
 }
 
 /**
@@ -62,6 +68,10 @@ export async function startFlusherEndpoints(
     metrics: options.metrics,
     logger,
     journalStatus: options.journalStatus ?? (() => null),
+    ...(options.journalFailure
+      ? { journalFailure: options.journalFailure }
+      : {}),
+    ...(options.stopping ? { stopping: options.stopping } : {}),
   });
 
   let metricsServer: MetricsServer | null = null;
@@ -80,6 +90,7 @@ export async function startFlusherEndpoints(
   return {
     address,
     metricsAddress: metricsServer?.address ?? null,
+    refreshHealth: healthz.refresh,
     async close(timeoutMs) {
       healthz.close();
       await shutdownServer(server, timeoutMs, logger);

@@ -73,6 +73,7 @@ export async function startFlusher(options: FlusherOptions): Promise<Flusher> {
     [INGEST_SERVICE]: ServingStatus.NOT_SERVING,
   });
   let committer: BatchCommitter | null = null;
+  let stopRequested = false;
   const ingest = createIngestService({
     committer: () => committer,
     maxRecordBytes: config.maxRecordBytes,
@@ -92,6 +93,8 @@ export async function startFlusher(options: FlusherOptions): Promise<Flusher> {
   const endpoints = await startFlusherEndpoints({
     server, health, config, metrics, logger,
     journalStatus: () => committer?.writer.status ?? null,
+    journalFailure: () => committer?.writer.lastFailure ?? null,
+    stopping: () => stopRequested,
   }).catch(async (error: unknown) => {
     await lock.release();
     throw error;
@@ -114,7 +117,11 @@ export async function startFlusher(options: FlusherOptions): Promise<Flusher> {
       state,
       metrics,
       logger: logger.child({ area: "journal" }),
-      onSynced: (offsetBytes) => snapshots?.maybeWrite(offsetBytes),
+      onSynced: (offsetBytes) => {
+        snapshots?.maybeWrite(offsetBytes);
+        endpoints.refreshHealth();
+      },
+      onFailed: () => endpoints.refreshHealth(),
       commitNow: () => ingest.allStreamsWaiting(),
     });
     snapshots = createSnapshotScheduler({
@@ -146,6 +153,7 @@ export async function startFlusher(options: FlusherOptions): Promise<Flusher> {
 
   let stopping: Promise<void> | null = null;
   const stop = () => {
+    stopRequested = true;
     stopping ??= stopFlusher();
     return stopping;
   };

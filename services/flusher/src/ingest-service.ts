@@ -5,6 +5,7 @@ import type {
   UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import {
+  createRepeatLimiter,
   errorFields,
   jobId,
   parseJobRef,
@@ -51,10 +52,18 @@ export interface IngestService {
 // can still hold a large amount of memory between them.
 const MAX_UNACKED_BATCHES = 64;
 
+// While the log cannot be written every batch is rejected the same way,
+// so stream.rejected and job_state.rejected are logged once per 30 s per
+// event and gRPC code, with the count of those left out.
+const REJECTED_LOG_INTERVAL_MS = 30_000;
+
+type RepeatLimiter = ReturnType<typeof createRepeatLimiter>;
+
 export function createIngestService(
   options: IngestServiceOptions,
 ): IngestService {
   const sessions = new Set<StreamSession>();
+  const repeats = createRepeatLimiter(REJECTED_LOG_INTERVAL_MS);
   let closing = false;
 
   const unavailable = () =>
@@ -67,7 +76,7 @@ export function createIngestService(
         );
 
   const stream = (call: StreamCall) => {
-    const session = new StreamSession(call, options);
+    const session = new StreamSession(call, options, repeats);
     if (closing || !options.committer()) {
       session.stop(unavailable());
       return;
@@ -92,10 +101,10 @@ export function createIngestService(
       const grpcStatus = toGrpcStatus(error);
       const code = statusName(grpcStatus.code);
       options.metrics.batchesRejected.inc({ code });
-      options.logger.warn(
-        { event: "job_state.rejected", grpcCode: code, ...errorFields(error) },
-        grpcStatus.details,
-      );
+      warnRejected(repeats, options.logger, "job_state.rejected", code, {
+        error,
+        details: grpcStatus.details,
+      });
       callback(grpcStatus);
     }
   };
@@ -122,6 +131,7 @@ class StreamSession {
   readonly done: Promise<void>;
   #call: StreamCall;
   #options: IngestServiceOptions;
+  #repeats: RepeatLimiter;
   #expectedSeq = 1n;
   #taking = true;
   #finished = false;
@@ -130,9 +140,14 @@ class StreamSession {
   #chain: Promise<void> = Promise.resolve();
   #markDone!: () => void;
 
-  constructor(call: StreamCall, options: IngestServiceOptions) {
+  constructor(
+    call: StreamCall,
+    options: IngestServiceOptions,
+    repeats: RepeatLimiter,
+  ) {
     this.#call = call;
     this.#options = options;
+    this.#repeats = repeats;
     this.done = new Promise((resolve) => {
       this.#markDone = resolve;
     });
@@ -225,10 +240,11 @@ class StreamSession {
       const grpcStatus = toGrpcStatus(error);
       const code = statusName(grpcStatus.code);
       this.#options.metrics.batchesRejected.inc({ code });
-      this.#options.logger.warn(
-        { event: "stream.rejected", grpcCode: code, ...errorFields(error) },
-        grpcStatus.details,
-      );
+      const { logger } = this.#options;
+      warnRejected(this.#repeats, logger, "stream.rejected", code, {
+        error,
+        details: grpcStatus.details,
+      });
       this.#call.emit("error", grpcStatus);
     }
     this.#markDone();
@@ -239,4 +255,26 @@ class StreamSession {
     this.#finished = true;
     this.#markDone();
   }
+}
+
+/** Logs a rejection unless one with the same event and code was logged
+ * in the last interval; the next line carries the count left out. */
+function warnRejected(
+  repeats: RepeatLimiter,
+  logger: Logger,
+  event: string,
+  grpcCode: string,
+  rejection: { error: unknown; details: string },
+): void {
+  const key = `${event} ${grpcCode}`;
+  if (!repeats.allow(key)) return;
+  logger.warn(
+    {
+      event,
+      grpcCode,
+      suppressed: repeats.takeSuppressed(key),
+      ...errorFields(rejection.error),
+    },
+    rejection.details,
+  );
 }

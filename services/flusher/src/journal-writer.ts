@@ -29,6 +29,11 @@
  *   be queued, and the file is truncated back to `offsetBytes` and
  *   fsynced. While that runs, `append` rejects. When the truncation fails
  *   too, the writer stays failed and rejects everything until restarted.
+ * - `lastFailure` holds the error of the newest failed group until a later
+ *   group with records is written and fsynced; health reports it.
+ * - On a disk that stays full every group fails, so journal.write_failed
+ *   and journal.truncated are logged for the first failure, then at most
+ *   once per 30 s with the count of failures left out.
  *
  * Crash at each step
  * - Before the write: nothing of the group is in the file or acked.
@@ -40,7 +45,11 @@
  * - After the fsync, before the acks: the data is durable and the job
  *   cursors are older; the pollers resend and get duplicates.
  */
-import { VulnsubError, type Logger } from "@vulnsub/shared";
+import {
+  createRepeatLimiter,
+  VulnsubError,
+  type Logger,
+} from "@vulnsub/shared";
 import type { JournalFile } from "./journal-file.ts";
 
 export interface JournalEntry {
@@ -70,9 +79,18 @@ export interface JournalWriterOptions<E extends JournalEntry> {
 
 export type JournalStatus = "ready" | "recovering" | "failed";
 
+/** The newest failed group commit, until a later one succeeds. */
+export interface JournalFailure {
+  error: VulnsubError;
+  /** Date.now() when the group failed. */
+  atMs: number;
+}
+
 export interface JournalWriter<E extends JournalEntry> {
   readonly offsetBytes: number;
   readonly status: JournalStatus;
+  /** The newest failed group commit, cleared by the next group written. */
+  readonly lastFailure: JournalFailure | null;
   /** Throws flusher_unavailable unless the writer accepts entries. */
   assertWritable(): void;
   /** Queues an entry; resolves after the fsync that covers it. */
@@ -82,6 +100,9 @@ export interface JournalWriter<E extends JournalEntry> {
   /** Drains, then closes the file. */
   close(): Promise<void>;
 }
+
+/** Least time between two journal.write_failed lines. */
+const FAILURE_LOG_INTERVAL_MS = 30_000;
 
 export function createJournalWriter<E extends JournalEntry>(
   options: JournalWriterOptions<E>,
@@ -103,6 +124,8 @@ class GroupCommitWriter<E extends JournalEntry> implements JournalWriter<E> {
   #offsetBytes: number;
   #status: JournalStatus = "ready";
   #failure: VulnsubError | null = null;
+  #lastFailure: JournalFailure | null = null;
+  #repeats = createRepeatLimiter(FAILURE_LOG_INTERVAL_MS);
   #writing = false;
   #draining = 0;
   #timer: ReturnType<typeof setTimeout> | null = null;
@@ -119,6 +142,10 @@ class GroupCommitWriter<E extends JournalEntry> implements JournalWriter<E> {
 
   get status() {
     return this.#status;
+  }
+
+  get lastFailure() {
+    return this.#lastFailure;
   }
 
   assertWritable(): void {
@@ -211,6 +238,7 @@ class GroupCommitWriter<E extends JournalEntry> implements JournalWriter<E> {
     }
 
     this.#offsetBytes += bytes.length;
+    if (bytes.length > 0) this.#lastFailure = null;
     this.#options.onSynced?.(entries, this.#offsetBytes);
     for (const queued of group) queued.resolve();
     this.#writing = false;
@@ -261,33 +289,40 @@ class GroupCommitWriter<E extends JournalEntry> implements JournalWriter<E> {
         : this.#error("journal_write_failed", "write", bytes, cause);
     this.#status = "recovering";
     this.#failure = error;
+    this.#lastFailure = { error, atMs: Date.now() };
 
     const rejected = [...group, ...this.#queue];
     this.#queue = [];
     this.#queuedRecords = 0;
     this.#options.onFailed?.(error);
     for (const queued of rejected) queued.reject(error);
-    logger.error(
-      {
-        event: "journal.write_failed",
-        path,
-        code: error.code,
-        err: error,
-        offsetBytes: this.#offsetBytes,
-        groupBytes: bytes,
-        entriesRejected: rejected.length,
-      },
-      "findings log write failed; rejected the batches it covered",
-    );
+    const logged = this.#repeats.allow("write_failed");
+    if (logged) {
+      logger.error(
+        {
+          event: "journal.write_failed",
+          path,
+          code: error.code,
+          err: error,
+          offsetBytes: this.#offsetBytes,
+          groupBytes: bytes,
+          entriesRejected: rejected.length,
+          suppressed: this.#repeats.takeSuppressed("write_failed"),
+        },
+        "findings log write failed; rejected the batches it covered",
+      );
+    }
 
     try {
       await file.truncate(this.#offsetBytes);
       await file.datasync();
       this.#status = "ready";
-      logger.warn(
-        { event: "journal.truncated", path, offsetBytes: this.#offsetBytes },
-        "truncated the findings log back to its last fsynced size",
-      );
+      if (logged) {
+        logger.warn(
+          { event: "journal.truncated", path, offsetBytes: this.#offsetBytes },
+          "truncated the findings log back to its last fsynced size",
+        );
+      }
     } catch (truncateError) {
       this.#status = "failed";
       logger.error(

@@ -27,6 +27,10 @@ import { sleepMs } from "./vendor-http-body.ts";
  * - After a stream error the sender reconnects: GetJobState with its
  *   fencing token, then a new stream. It re-sends every unacked batch in
  *   order, and the flusher drops the records it already has.
+ * - Reconnects back off exponentially with jitter up to
+ *   `reconnectMaxMs`. The failure count resets only on an ack, not on a
+ *   connect, so a flusher that takes the stream and then rejects every
+ *   batch is retried ever more slowly instead of in a tight loop.
  * - A newer fencing token (FAILED_PRECONDITION, or a newer token from
  *   GetJobState) fails the sender with lock_lost. An aborted `signal`
  *   fails it with aborted. Unacked batches are then dropped, unsent.
@@ -78,7 +82,7 @@ export interface BatchSenderOptions {
    * another holder and fails the sender with lock_lost.
    */
   refreshFencingToken?(floor: bigint): Promise<bigint>;
-  /** First reconnect delay, doubled per failure (200 ms). */
+  /** First reconnect delay, doubled per failure since an ack (200 ms). */
   reconnectBaseMs?: number;
   /** Cap of the reconnect delay (5000 ms). */
   reconnectMaxMs?: number;
@@ -100,6 +104,8 @@ export function createBatchSender(options: BatchSenderOptions): BatchSender {
   const closeController = new AbortController();
   const signal = AbortSignal.any([options.signal, closeController.signal]);
   const warnings = createRepeatLimiter(30_000);
+  // Failed connects and streams since the last ack, which set the backoff.
+  let failures = 0;
 
   const pending: PendingBatch[] = [];
   let stream: IngestStream | null = null;
@@ -117,7 +123,7 @@ export function createBatchSender(options: BatchSenderOptions): BatchSender {
   if (options.signal.aborted) onAbort();
 
   async function connect(): Promise<FlusherJobState> {
-    for (let attempt = 1; ; attempt++) {
+    for (;;) {
       throwIfFailed();
       try {
         return await connectOnce();
@@ -126,12 +132,17 @@ export function createBatchSender(options: BatchSenderOptions): BatchSender {
           fail(error as VulnsubError);
           throw error;
         }
-        warnUnavailable(error, attempt);
-        await sleepMs(backoffMs(attempt), signal, "flusher reconnect").catch(
-          () => undefined,
-        );
+        failures++;
+        warnUnavailable(error);
+        await backOff();
       }
     }
+  }
+
+  function backOff(): Promise<void> {
+    return sleepMs(backoffMs(failures), signal, "flusher reconnect").catch(
+      () => undefined,
+    );
   }
 
   async function connectOnce(): Promise<FlusherJobState> {
@@ -147,11 +158,11 @@ export function createBatchSender(options: BatchSenderOptions): BatchSender {
     streamSeq = 0n;
     for (const entry of pending) writeEntry(entry);
     armAckTimer();
-    warnings.reset("unavailable");
     logger.info(
       {
         event: "flusher.connected",
         address: client.address,
+        attempt: failures,
         cursor: durableCursor,
         resent: pending.length,
       },
@@ -235,6 +246,7 @@ export function createBatchSender(options: BatchSenderOptions): BatchSender {
     }
 
     pending.shift();
+    failures = 0;
     head.tally.written += ack.written;
     head.tally.duplicates += ack.duplicates;
     if (ack.cursor !== "") durableCursor = ack.cursor;
@@ -270,17 +282,19 @@ export function createBatchSender(options: BatchSenderOptions): BatchSender {
     );
   }
 
-  // Drops the current stream and reconnects in the background; unacked
-  // batches are re-sent by connectOnce.
+  // Drops the current stream and reconnects in the background after the
+  // backoff; unacked batches are re-sent by connectOnce.
   function restartStream(reason: VulnsubError) {
     stream?.cancel();
     stream = null;
     clearTimeout(ackTimer);
     if (failure || closed || reconnecting) return;
 
-    warnUnavailable(reason, 0);
+    failures++;
+    warnUnavailable(reason);
     reconnecting = true;
-    connect()
+    backOff()
+      .then(connect)
       .catch(() => undefined)
       .finally(() => {
         reconnecting = false;
@@ -334,13 +348,14 @@ export function createBatchSender(options: BatchSenderOptions): BatchSender {
     for (const resolve of ready) resolve();
   }
 
-  function warnUnavailable(error: unknown, attempt: number) {
+  // One line per 30 s; `suppressed` counts the ones left out since.
+  function warnUnavailable(error: unknown) {
     if (!warnings.allow("unavailable")) return;
     logger.warn(
       {
         event: "flusher.unavailable",
         address: client.address,
-        attempt,
+        attempt: failures,
         unacked: pending.length,
         suppressed: warnings.takeSuppressed("unavailable"),
         ...errorFields(error),

@@ -42,6 +42,11 @@ export interface FakeFlusher {
    * stream with UNAVAILABLE without acking them (acks lost in transit).
    */
   dropStreamAfter(count: number): void;
+  /**
+   * While true, every batch fails its stream with UNAVAILABLE, unwritten,
+   * as a flusher whose log writes fail does.
+   */
+  rejectBatches(reject: boolean): void;
   stop(): Promise<void>;
 }
 
@@ -54,6 +59,7 @@ export async function startFakeFlusher(port = 0): Promise<FakeFlusher> {
   const held: (() => void)[] = [];
   let hold = false;
   let dropAfter: number | null = null;
+  let rejecting = false;
   let maxUnacked = 0;
   let streamsOpened = 0;
 
@@ -120,6 +126,14 @@ export async function startFakeFlusher(port = 0): Promise<FakeFlusher> {
           });
           return;
         }
+        if (rejecting) {
+          failed = true;
+          call.emit("error", {
+            code: grpc.status.UNAVAILABLE,
+            details: "findings log write failed: ENOSPC (test)",
+          });
+          return;
+        }
         unacked++;
         maxUnacked = Math.max(maxUnacked, unacked);
         const result = append(batch);
@@ -181,6 +195,9 @@ export async function startFakeFlusher(port = 0): Promise<FakeFlusher> {
     releaseAcks: (count = Number.POSITIVE_INFINITY) => releaseAcks(count),
     dropStreamAfter(count) {
       dropAfter = count;
+    },
+    rejectBatches(reject) {
+      rejecting = reject;
     },
     async restart() {
       server.forceShutdown();
