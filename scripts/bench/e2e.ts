@@ -19,8 +19,6 @@
 //   --cpu-prof              write and summarise Bun CPU profiles of the
 //                           three children (their RSS is then higher)
 //   --keep                  keep the data folder
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fetchGroundTruth } from "../lib/ground-truth.ts";
 import { stopServices, type ServiceProcess } from "../lib/processes.ts";
@@ -39,6 +37,7 @@ import {
   type ProcessStats,
 } from "./lib/process-stats.ts";
 import { deleteRedisKeys } from "./lib/redis-keys-cleanup.ts";
+import { createRunDir } from "./lib/run-dir.ts";
 import {
   startFlusher,
   startPoller,
@@ -56,7 +55,8 @@ const DEFAULT_FINDINGS_PER_ASSET = 50;
 // Assets per export chunk: the poller's default num_assets.
 const DEFAULT_CHUNK_ASSETS = 500;
 // Estimate of a log line of the simulator's Tenable findings, large outputs
-// included: runs of 5,000 and 100,000 findings (seed 1) wrote 3.0 KB.
+// included: runs of 5,000 to 1,000,000 findings (seed 1) wrote 3.0-3.1 KB
+// per line, rounded up here.
 const ESTIMATED_LINE_BYTES = 3_200;
 const DISK_FACTOR = 3;
 const SEED = 1;
@@ -77,7 +77,7 @@ const flags = parseFlags(
 );
 const redisUrl =
   flags["redis-url"] ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const dataDir = mkdtempSync(join(tmpdir(), "vulnsub-bench-e2e-"));
+const dataDir = createRunDir("vulnsub-bench-e2e-", flags.keep);
 const profileDir = flags["cpu-prof"] ? join(dataDir, "profiles") : undefined;
 const chunkAssets = flags["chunk-assets"] ?? DEFAULT_CHUNK_ASSETS;
 
@@ -89,12 +89,7 @@ console.log(
     `rate limit lifted, export chunks of ${chunkAssets} assets`,
 );
 
-try {
-  await runBench(size);
-} finally {
-  if (!flags.keep) rmSync(dataDir, { recursive: true, force: true });
-  else console.log(`kept ${dataDir}`);
-}
+await runBench(size);
 
 async function runBench(dataset: { assets: number; perAsset: number }) {
   const prefix = `vulnsub-bench-e2e-${process.pid}-${Date.now()}`;

@@ -26,8 +26,7 @@
 //   --large-rate X    share of 100-500 KB RESULTS (default 0.002)
 //   --results-bytes N RESULTS size of the other detections
 //   --keep            keep the data folder
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { startQualysSimulator } from "@vulnsub/simulators";
 import {
@@ -53,6 +52,7 @@ import {
 } from "./lib/process-stats.ts";
 import { countQualysPageBytes } from "./lib/qualys-page-size.ts";
 import { deleteRedisKeys } from "./lib/redis-keys-cleanup.ts";
+import { createRunDir } from "./lib/run-dir.ts";
 import {
   READY_TIMEOUT_MS,
   startFlusher,
@@ -94,7 +94,7 @@ const flags = parseFlags(
 );
 const redisUrl =
   flags["redis-url"] ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
-const dataDir = mkdtempSync(join(tmpdir(), "vulnsub-bench-qualys-xml-"));
+const dataDir = createRunDir("vulnsub-bench-qualys-xml-", flags.keep);
 const profileDir = flags["cpu-prof"] ? join(dataDir, "profiles") : undefined;
 const targetBytes = flags.bytes ?? (flags.smoke ? SMOKE_BYTES : FULL_BYTES);
 
@@ -106,12 +106,7 @@ if (freeDiskBytes(dataDir) < DISK_FACTOR * targetBytes) {
   );
 }
 
-try {
-  await runBench(await chooseHosts());
-} finally {
-  if (!flags.keep) rmSync(dataDir, { recursive: true, force: true });
-  else console.log(`kept ${dataDir}`);
-}
+await runBench(await chooseHosts());
 
 async function runBench(hosts: number) {
   const prefix = `vulnsub-bench-qualys-xml-${process.pid}-${Date.now()}`;

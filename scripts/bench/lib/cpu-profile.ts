@@ -28,6 +28,7 @@ export interface ProfileSummary {
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
 }
 
 interface CpuProfile {
@@ -41,6 +42,10 @@ interface CpuProfile {
 export function summarizeCpuProfile(path: string, top: number): ProfileSummary {
   const profile = parseCpuProfile(readFileSync(path, "utf8"), path);
   const nodes = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parents = new Map<number, number>();
+  for (const node of profile.nodes) {
+    for (const child of node.children ?? []) parents.set(child, node.id);
+  }
   const byFunction = new Map<string, number>();
   const byFile = new Map<string, number>();
 
@@ -48,7 +53,11 @@ export function summarizeCpuProfile(path: string, top: number): ProfileSummary {
     const frame = nodes.get(id)?.callFrame;
     const file = frame?.url ? shortenUrl(frame.url) : "(native code)";
     const name = frame?.functionName || "(anonymous)";
-    const label = frame?.url ? `${name} ${file}:${frame.lineNumber + 1}` : name;
+    // A native function is named with its nearest JavaScript caller, so
+    // "copy" in grpc-js and "copy" in the flusher stay apart.
+    const label = frame?.url
+      ? `${name} ${file}:${frame.lineNumber + 1}`
+      : `${name} <- ${describeCaller(id, nodes, parents)}`;
     byFunction.set(label, (byFunction.get(label) ?? 0) + 1);
     byFile.set(file, (byFile.get(file) ?? 0) + 1);
   }
@@ -92,6 +101,20 @@ function parseCpuProfile(text: string, path: string): CpuProfile {
     throw new Error(`${path}: not a cpuprofile (nodes, samples, times)`);
   }
   return record as CpuProfile;
+}
+
+function describeCaller(
+  id: number,
+  nodes: Map<number, ProfileNode>,
+  parents: Map<number, number>,
+): string {
+  for (let at = parents.get(id); at !== undefined; at = parents.get(at)) {
+    const frame = nodes.get(at)?.callFrame;
+    if (!frame?.url) continue;
+    const name = frame.functionName || "(anonymous)";
+    return `${name} ${shortenUrl(frame.url)}:${frame.lineNumber + 1}`;
+  }
+  return "(no JavaScript caller)";
 }
 
 function rank(counts: Map<string, number>, total: number, top: number) {

@@ -28,7 +28,7 @@ export function describeMachine(dataDir: string): MachineInfo {
   };
 }
 
-/** Prints the machine facts as two lines starting with "machine:". */
+/** Prints the machine facts, the disk and the load average, one line each. */
 export function printMachine(dataDir: string, smoke: boolean): void {
   const machine = describeMachine(dataDir);
   const memoryGiB = (machine.memoryBytes / 2 ** 30).toFixed(1);

@@ -1,7 +1,7 @@
-// The product's processes as the end-to-end benches start them: a vendor
-// simulator, the flusher and a poller, each a child process running its
-// entry file directly (not through `bun run`), so the pid read for RSS and
-// CPU is the service itself and not a wrapper.
+// The product's processes as the benches start them: a vendor simulator,
+// the flusher and a poller, each a child process. Each runs its entry file
+// directly, not through `bun run`, so the pid read for RSS and CPU is the
+// service itself and not a wrapper.
 import { join, resolve } from "node:path";
 import type { Vendor } from "@vulnsub/shared";
 import { SIMULATOR_CREDENTIALS } from "@vulnsub/simulators";
