@@ -251,9 +251,9 @@ export async function* readDetectionPage(
 /**
  * Page bytes read between forced garbage collections. Parsing keeps only a
  * few MiB live, but Bun's collector let garbage strings grow the poller to
- * 294 MiB on a 295 MiB page and up to 440 MiB on 1 GiB pages. A full
- * collection every 8 MiB held it at 218 MiB for about 17 % more CPU
- * (scripts/bench/qualys-xml.ts, 2-core VM, Bun 1.4.5).
+ * 318-444 MiB on 1 GiB pages. On a 295 MiB page a full collection every
+ * 8 MiB gave 218 MiB and every 32 MiB 294 MiB, for 17 % more CPU than
+ * every 32 MiB (scripts/bench/qualys-xml.ts, 2-core VM, Bun 1.4.5).
  * NOTE: that is still above the 200 MiB goal; every 4 MiB gave 210 MiB
  * for 30 % more CPU.
  */
