@@ -167,7 +167,8 @@ function vendorSpecs(registry: VendorRegistry, vendor: Vendor): OptionSpecs {
       env: `${upper}_BASE_URL`,
       flag: "base-url",
       default: entry.defaultBaseUrl,
-      description: `${vendor} API base URL`,
+      description:
+        `${vendor} API base URL (the flag applies with --vendor ${vendor})`,
       parse: parseUrl,
     }),
     ...credentialSpecs(vendor),
