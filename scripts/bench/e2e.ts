@@ -36,7 +36,7 @@ import {
   createProcessSampler,
   type ProcessStats,
 } from "./lib/process-stats.ts";
-import { deleteRedisKeys } from "./lib/redis-keys-cleanup.ts";
+import { deleteKeysWithPrefix } from "../lib/ensure-redis.ts";
 import { createRunDir } from "./lib/run-dir.ts";
 import {
   startFlusher,
@@ -166,7 +166,7 @@ async function runBench(dataset: { assets: number; perAsset: number }) {
   } finally {
     sampler.stop();
     await stopServices(services, 10_000);
-    await deleteRedisKeys(redisUrl, prefix).catch(() => 0);
+    await deleteKeysWithPrefix(redisUrl, prefix).catch(() => 0);
   }
 }
 

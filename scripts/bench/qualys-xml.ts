@@ -51,7 +51,7 @@ import {
   type ProcessStats,
 } from "./lib/process-stats.ts";
 import { countQualysPageBytes } from "./lib/qualys-page-size.ts";
-import { deleteRedisKeys } from "./lib/redis-keys-cleanup.ts";
+import { deleteKeysWithPrefix } from "../lib/ensure-redis.ts";
 import { createRunDir } from "./lib/run-dir.ts";
 import {
   READY_TIMEOUT_MS,
@@ -194,7 +194,7 @@ async function runBench(hosts: number) {
     sampler.stop();
     await stopServices(services, 10_000);
     await simulator.stop();
-    await deleteRedisKeys(redisUrl, prefix).catch(() => 0);
+    await deleteKeysWithPrefix(redisUrl, prefix).catch(() => 0);
   }
 }
 

@@ -16,7 +16,9 @@ import type { Subprocess } from "bun";
 import type { Redis } from "ioredis";
 import { createLogger, type Logger } from "../src/logger.ts";
 
-export const REDIS_URL = "redis://127.0.0.1:6379";
+// scripts/test.ts sets REDIS_URL, to a private redis-server when none
+// answers on 6379.
+export const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 
 /** Returns a key prefix that no other test or run uses. */
 export function uniquePrefix(name: string): string {

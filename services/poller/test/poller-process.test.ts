@@ -17,6 +17,8 @@ import { fakeCredentials } from "./helpers/fake-profile.ts";
 import { startFakeVendor, type FakeVendor } from "./helpers/fake-vendor.ts";
 import { waitUntil } from "./helpers/wait-until.ts";
 
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+
 const repoRoot = resolve(import.meta.dir, "../../..");
 const flusherMain = join(repoRoot, "services/flusher/src/main.ts");
 const pollerMain = join(repoRoot, "services/poller/src/main.ts");
@@ -78,7 +80,7 @@ function startPoller(
     TENABLE_ACCESS_KEY: fakeCredentials.accessKey,
     TENABLE_SECRET_KEY: fakeCredentials.secretKey,
     STATE_DIR: world.stateDir,
-    REDIS_URL: "redis://127.0.0.1:6379",
+    REDIS_URL: REDIS_URL,
     REDIS_KEY_PREFIX: world.prefix,
     RATE_LIMIT_RPM: "1000",
     RATE_LIMIT_WINDOW_MS: "1000",
@@ -122,7 +124,7 @@ function lockDirectory(world: World): string {
 
 async function deleteRedisKeys(prefix: string) {
   const redis = createRedisClient({
-    url: "redis://127.0.0.1:6379",
+    url: REDIS_URL,
     logger: createLogger({ service: "test", level: "silent" }),
   });
   await waitUntil("redis ready", () => redis.isReady(), 5_000);
