@@ -253,8 +253,8 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-// Parsers for OptionSpec.parse. Each throws an Error whose message says what
-// was expected; loadConfig adds the key, origin and value.
+// Parsers for OptionSpec.parse. Each throws an Error whose message names
+// the expected form, and loadConfig adds the key, origin and value.
 
 export function parseInteger(min: number, max = Number.MAX_SAFE_INTEGER) {
   return (raw: unknown): number => {

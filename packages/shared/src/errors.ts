@@ -55,7 +55,7 @@ export class ConfigError extends VulnsubError {
   }
 }
 
-/** A vendor answered with an HTTP status the caller does not retry. */
+/** A vendor returned an HTTP status the caller does not retry. */
 export class VendorHttpError extends VulnsubError {
   readonly status: number;
 

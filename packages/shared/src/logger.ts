@@ -96,8 +96,8 @@ export function createLogger(options: LoggerOptions): Logger {
 
 /**
  * Rate-limits repeated log lines: `allow(key)` returns true at most once
- * per interval per key, and `suppressed(key)` how many calls it swallowed
- * since the last allowed one, so the next line can report the count.
+ * per interval per key, and `takeSuppressed(key)` returns how many calls it
+ * rejected since then, so the next line can report the count.
  */
 export function createRepeatLimiter(
   intervalMs: number,

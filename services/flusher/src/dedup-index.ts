@@ -76,7 +76,7 @@ export function createDedupIndexFromSlots(
   const table = new FingerprintTable(capacity, slots);
   const counted = table.countOccupied();
   if (counted !== size) {
-    throw new Error(`dedup slots: ${counted} keys stored, header says ${size}`);
+    throw new Error(`dedup slots: ${counted} keys stored, header records ${size}`);
   }
   return table;
 }

@@ -98,7 +98,7 @@ export function createFlusherHealthz(
   };
 }
 
-/** Why the findings log cannot take batches now, or null when it can. */
+/** Returns why the findings log cannot take batches now, or null. */
 function journalProblem(options: FlusherHealthzOptions): string | null {
   const journal = options.journalStatus();
   const failure = options.journalFailure?.() ?? null;

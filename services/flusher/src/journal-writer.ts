@@ -17,7 +17,7 @@
  *   were queued and the acks of one stream come out in order.
  * - A group is written when its entries reach `batchSize` records, when
  *   its oldest entry has waited `maxDelayMs`, when no queued entry has
- *   records (nothing to write), when `commitNow` says no other batch is
+ *   records (nothing to write), when `commitNow` reports no other batch
  *   worth waiting for, or at once when draining. While a group is written
  *   and fsynced the next one fills, so waiting only helps when several
  *   sources send small batches at once.
@@ -101,7 +101,7 @@ export interface JournalWriter<E extends JournalEntry> {
   close(): Promise<void>;
 }
 
-/** Least time between two journal.write_failed lines. */
+/** Minimum time between two journal.write_failed lines. */
 const FAILURE_LOG_INTERVAL_MS = 30_000;
 
 export function createJournalWriter<E extends JournalEntry>(

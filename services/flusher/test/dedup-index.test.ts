@@ -63,7 +63,7 @@ describe("dedup index", () => {
     const copy = createDedupIndexFromSlots(index.copySlots(), 1000);
     expect(copy.has(key(999))).toBe(true);
     expect(() => createDedupIndexFromSlots(index.copySlots(), 999)).toThrow(
-      "1000 keys stored, header says 999",
+      "1000 keys stored, header records 999",
     );
   });
 });

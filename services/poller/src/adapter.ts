@@ -13,7 +13,7 @@ import type { Logger } from "@vulnsub/shared";
  * A cycle ends when the iterator returns. Its last batch carries the cursor
  * that starts the next, incremental, cycle (the new watermark); it may have
  * zero records. A thrown error aborts the cycle; the loop logs it, waits
- * with backoff and starts again from the last durable cursor, so an adapter
+ * with backoff and starts again from the last durable cursor. So an adapter
  * must never yield records from a page it could not fully parse.
  */
 export interface VendorAdapter {
@@ -78,8 +78,8 @@ export interface VendorRequest {
 }
 
 /**
- * What VendorHttp needs to know about one vendor's wire protocol. Each
- * adapter module exports one (qualysProfile, rapid7Profile, tenableProfile).
+ * Wire-protocol details of one vendor that VendorHttp needs. Each adapter
+ * module exports one (qualysProfile, rapid7Profile, tenableProfile).
  */
 export interface VendorProfile {
   readonly vendor: "qualys" | "rapid7" | "tenable";
@@ -88,7 +88,7 @@ export interface VendorProfile {
   /** Headers sent on every request besides auth (X-Requested-With, ...). */
   readonly staticHeaders: Readonly<Record<string, string>>;
   /**
-   * Reads a throttling answer: Tenable 429 + retry-after, Qualys 409 with
+   * Parses a throttling response: Tenable 429 + retry-after, Qualys 409 with
    * SIMPLE_RETURN 1960/1965. `body` is the response text (the caller reads
    * at most 64 KiB of it, only for 409 and 429). Returns null when the
    * response is not a throttle signal.

@@ -100,7 +100,7 @@ export function formatPollerHelp(registry: VendorRegistry): string {
   return `${options}\n\n${LOG_ENVIRONMENT_HELP}`;
 }
 
-/** Every option of the poller, for all vendors, in help order. */
+/** Returns every option of the poller, for all vendors, in help order. */
 export function allPollerOptionSpecs(registry: VendorRegistry): OptionSpecs {
   const all: OptionSpecs = { ...pollerOptionSpecs };
   for (const vendor of VENDORS)

@@ -245,7 +245,7 @@ export function createVendorHttp(options: VendorHttpOptions): VendorHttp {
     const body = await readBodyPrefix(response, 64 * 1024);
 
     // A 503 may carry Retry-After (Rapid7 and gateways send it when
-    // overloaded), so the profile sees it before the generic 5xx retry.
+    // overloaded), so the profile parses it before the generic 5xx retry.
     if (status === 429 || status === 409 || status === 503) {
       const signal = options.profile.parseThrottle(
         response,

@@ -145,7 +145,7 @@ export const PageBatchSchema: GenMessage<PageBatch> = /*@__PURE__*/
  */
 export type Ack = Message<"vulnsub.v1.Ack"> & {
   /**
-   * Sequence number of the PageBatch this Ack answers.
+   * Sequence number of the PageBatch this Ack acknowledges.
    *
    * @generated from field: uint64 seq = 1;
    */
@@ -182,7 +182,7 @@ export const AckSchema: GenMessage<Ack> = /*@__PURE__*/
   messageDesc(file_vulnsub_v1_ingest, 3);
 
 /**
- * GetJobStateRequest asks for a job's durable state.
+ * GetJobStateRequest requests a job's durable state.
  *
  * @generated from message vulnsub.v1.GetJobStateRequest
  */
@@ -267,8 +267,8 @@ export const Ingest: GenService<{
   },
   /**
    * GetJobState returns the durable cursor and newest fencing token of a
-   * job. A poller calls it after taking the job lock and before streaming;
-   * passing its own fencing token registers it, so batches from older lock
+   * job. A poller calls it after taking the job lock and before streaming.
+   * Passing its own fencing token registers it, so batches from older lock
    * holders are rejected from then on.
    *
    * @generated from rpc vulnsub.v1.Ingest.GetJobState

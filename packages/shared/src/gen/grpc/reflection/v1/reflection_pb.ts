@@ -113,7 +113,7 @@ export const ExtensionRequestSchema: GenMessage<ExtensionRequest> = /*@__PURE__*
   messageDesc(file_grpc_reflection_v1_reflection, 1);
 
 /**
- * ServerReflectionResponse answers one ServerReflectionRequest.
+ * ServerReflectionResponse is the response to one ServerReflectionRequest.
  *
  * @generated from message grpc.reflection.v1.ServerReflectionResponse
  */
@@ -126,14 +126,14 @@ export type ServerReflectionResponse = Message<"grpc.reflection.v1.ServerReflect
   validHost: string;
 
   /**
-   * The request this answers.
+   * The request this responds to.
    *
    * @generated from field: grpc.reflection.v1.ServerReflectionRequest original_request = 2;
    */
   originalRequest?: ServerReflectionRequest | undefined;
 
   /**
-   * The answer.
+   * The response.
    *
    * @generated from oneof grpc.reflection.v1.ServerReflectionResponse.message_response
    */
